@@ -1,0 +1,10 @@
+import { dataServiceBase, port, positiveInt, z } from '@cloudretail/config';
+
+export const configSchema = z.object({
+  ...dataServiceBase,
+  PORT: port(3002).describe('HTTP port'),
+  DATABASE_URL: dataServiceBase.DATABASE_URL.default('postgres://postgres@127.0.0.1:5432/cloudretail_products'),
+  CACHE_TTL_SECONDS: positiveInt(60).describe('Lifetime of cached product reads in Redis'),
+});
+
+export type Config = z.infer<typeof configSchema>;

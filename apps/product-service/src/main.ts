@@ -1,0 +1,30 @@
+import { createAuth } from '@cloudretail/auth';
+import { createApp, finishApp } from '@cloudretail/http';
+import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
+import { configSchema } from './config';
+import { migrations } from './data-access/migrations';
+import { productCache } from './data-access/product-cache';
+import { productRepository } from './data-access/product-repository';
+import { productUseCases } from './domain/product-use-cases';
+import { productApi } from './entry-points/api/routes';
+
+export const service: ServiceDefinition<typeof configSchema> = {
+  name: 'product-service',
+  schema: configSchema,
+  migrations,
+  async setup({ config, logger, metrics, sequelize, redis }) {
+    const useCases = productUseCases({
+      sequelize,
+      products: productRepository(sequelize),
+      cache: productCache(redis, logger, config.CACHE_TTL_SECONDS),
+    });
+    const app = createApp({ logger, metrics });
+    productApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    return { app: finishApp(app) };
+  },
+};
+
+/** Starts the service (tests pass their own environment and port 0). */
+export const start = (env: NodeJS.ProcessEnv = process.env) => startService(service, env);
+
+if (require.main === module) runMain(service);

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
+import helmet from 'helmet';
+import { AppError, toAppError } from '@cloudretail/errors';
+import { type Logger, runWithContext } from '@cloudretail/logging';
+import type { Metrics } from '@cloudretail/metrics';
+
+export { express };
+export type { Express, Request, RequestHandler };
+
+export interface AppOptions {
+  logger: Logger;
+  metrics?: Metrics;
+  /** JSON body limit; larger bodies get `413`. */
+  bodyLimit?: string;
+  /** Parse JSON bodies (the gateway turns this off so proxied bodies stream through). */
+  parseJson?: boolean;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** Echoes a well-formed `x-request-id` or generates one, and runs the request in its log context. */
+export const requestId: RequestHandler = (req, res, next) => {
+  const incoming = req.headers['x-request-id'];
+  const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  req.headers['x-request-id'] = id;
+  res.setHeader('x-request-id', id);
+  runWithContext({ requestId: id }, next);
+};
+
+/**
+ * The express app every service starts from: security headers, request id, metrics, JSON
+ * parsing with a size limit, and `GET /metrics`. Add routes, then call {@link finishApp}.
+ */
+export function createApp({ logger, metrics, bodyLimit = '1mb', parseJson = true }: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('logger', logger);
+  app.use(requestId);
+  app.use(helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false }));
+  if (metrics) {
+    app.use(metrics.httpMiddleware);
+    app.get('/metrics', metrics.handler);
+  }
+  if (parseJson) app.use(express.json({ limit: bodyLimit }));
+  return app;
+}
+
+/** Logs an error once, at a level that fits who caused it. */
+export function logError(logger: Logger, error: AppError, context: Record<string, unknown> = {}): void {
+  if (error.isClientError) logger.info({ ...context, code: error.code, status: error.status }, error.message);
+  else logger.error({ ...context, code: error.code, status: error.status, err: error.cause ?? error }, error.message);
+}
+
+/** Adds the 404 catch-all and the one error handler that writes the error envelope. */
+export function finishApp(app: Express): Express {
+  const logger = app.get('logger') as Logger;
+  app.use((req, _res, next) => next(new AppError('not_found', `No route for ${req.method} ${req.path}`)));
+  const handler: ErrorRequestHandler = (err, req, res, _next) => {
+    const error = toAppError(err);
+    logError(logger, error, { method: req.method, path: req.path });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.status(error.status).json(error.toJSON());
+  };
+  app.use(handler);
+  return app;
+}
+
+export { parseRequest } from './validate';
+export { createApi, ErrorEnvelopeSchema, type RouteSpec, type Handler } from './api';

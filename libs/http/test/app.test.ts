@@ -1,0 +1,108 @@
+import request from 'supertest';
+import { Writable } from 'node:stream';
+import { z } from 'zod';
+import { AppError } from '@cloudretail/errors';
+import { createLogger } from '@cloudretail/logging';
+import { createMetrics } from '@cloudretail/metrics';
+import { createApp, finishApp, parseRequest } from '../src';
+
+function buildApp() {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({ write: (c, _e, done) => (lines.push(JSON.parse(c.toString())), done()) });
+  const logger = createLogger({ name: 'test', destination });
+  const metrics = createMetrics({ service: 'test', defaultMetrics: false });
+  const app = createApp({ logger, metrics });
+  app.post('/echo', (req, res) => {
+    const { body, query } = parseRequest(req, {
+      body: z.object({ name: z.string().min(1), quantity: z.number().int().positive() }),
+      query: z.object({ dryRun: z.enum(['true', 'false']).optional() }),
+    });
+    res.json({ body, query });
+  });
+  app.get('/items/:id', (req, res) => res.json({ id: req.params.id }));
+  app.get('/boom', () => {
+    throw new Error('database password is hunter2');
+  });
+  app.get('/conflict', async () => {
+    throw new AppError('conflict', 'Already exists');
+  });
+  finishApp(app);
+  return { app, lines, metrics };
+}
+
+describe('createApp + finishApp', () => {
+  it('when the client sends x-request-id, then it is echoed; otherwise one is generated', async () => {
+    const { app } = buildApp();
+    const echoed = await request(app).get('/items/1').set('x-request-id', 'abc-123');
+    expect(echoed.headers['x-request-id']).toBe('abc-123');
+    const generated = await request(app).get('/items/1');
+    expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('when the body has several bad fields, then 400 lists every one', async () => {
+    const { app } = buildApp();
+    const res = await request(app).post('/echo?dryRun=maybe').send({ quantity: -1 });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    expect(res.body.error.details.map((d: { location: string; path: string }) => `${d.location}:${d.path}`).sort()).toEqual([
+      'body:name',
+      'body:quantity',
+      'query:dryRun',
+    ]);
+  });
+
+  it('when the JSON is malformed, then 400 malformed_json in the envelope', async () => {
+    const { app } = buildApp();
+    const res = await request(app).post('/echo').set('content-type', 'application/json').send('{"name": ');
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: { code: 'malformed_json', message: 'Request body is not valid JSON' } });
+  });
+
+  it('when the body exceeds 1 MiB, then 413', async () => {
+    const { app } = buildApp();
+    const res = await request(app)
+      .post('/echo')
+      .set('content-type', 'application/json')
+      .send(JSON.stringify({ name: 'x'.repeat(1024 * 1024 + 10), quantity: 1 }));
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe('payload_too_large');
+  });
+
+  it('when a route throws, then 500 without the message or a stack, and the error is logged with the request id', async () => {
+    const { app, lines } = buildApp();
+    const res = await request(app).get('/boom').set('x-request-id', 'req-boom');
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'internal_error', message: 'Internal server error' } });
+    expect(res.text).not.toMatch(/hunter2|at /);
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ requestId: 'req-boom', status: 500 });
+  });
+
+  it('when an async route rejects with an AppError, then its status and code are used', async () => {
+    const res = await request(buildApp().app).get('/conflict');
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe('conflict');
+  });
+
+  it('when no route matches, then 404 in the envelope', async () => {
+    const res = await request(buildApp().app).get('/nope');
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('not_found');
+  });
+
+  it('sets security headers and hides x-powered-by', async () => {
+    const res = await request(buildApp().app).get('/items/1');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-powered-by']).toBeUndefined();
+  });
+
+  it('records metrics by route template, never by raw path', async () => {
+    const { app, metrics } = buildApp();
+    await request(app).get('/items/1');
+    await request(app).get('/items/2');
+    await request(app).get('/random/path/123');
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/http_requests_total\{method="GET",route="\/items\/:id",status="200",service="test"\} 2/);
+    expect(text).toMatch(/route="unmatched",status="404"/);
+    expect(text).not.toMatch(/\/items\/1|random/);
+  });
+});

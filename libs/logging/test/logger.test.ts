@@ -1,0 +1,35 @@
+import { Writable } from 'node:stream';
+import { createLogger, currentRequestId, runWithContext } from '../src';
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()));
+      done();
+    },
+  });
+  return { lines, destination };
+}
+
+describe('createLogger', () => {
+  it('when logging inside a request context, then every line carries the request id, across awaits', async () => {
+    const { lines, destination } = capture();
+    const logger = createLogger({ name: 'svc', destination });
+    await runWithContext({ requestId: 'req-1' }, async () => {
+      logger.info('before');
+      await new Promise((r) => setTimeout(r, 5));
+      logger.info({ orderId: 'o1' }, 'after');
+      expect(currentRequestId()).toBe('req-1');
+    });
+    logger.info('outside');
+    expect(lines.map((l) => l.requestId)).toEqual(['req-1', 'req-1', undefined]);
+    expect(lines[0]).toMatchObject({ service: 'svc', level: 'info', msg: 'before' });
+  });
+
+  it('redacts passwords and tokens', () => {
+    const { lines, destination } = capture();
+    createLogger({ name: 'svc', destination }).info({ body: { password: 'hunter22' }, token: 'abc' }, 'login');
+    expect(JSON.stringify(lines[0])).not.toMatch(/hunter22|abc/);
+  });
+});

@@ -1,0 +1,112 @@
+import type { Express } from 'express';
+import Redis from 'ioredis';
+import { ConfigError, type z, dataServiceBase, loadConfig } from '@cloudretail/config';
+import { type Migration, type Sequelize, createSequelize, ensureDatabase, migrate, runMigrateCommand } from '@cloudretail/db';
+import { type Check, postgresCheck, redisCheck } from '@cloudretail/health';
+import { type Logger, createLogger } from '@cloudretail/logging';
+import { type Metrics, createMetrics } from '@cloudretail/metrics';
+import { type Closer, type RunningServer, serve } from '@cloudretail/shutdown';
+
+type BaseConfig = z.infer<z.ZodObject<typeof dataServiceBase>> & { PORT: number; MIGRATE_ON_START?: boolean };
+
+export interface ServiceContext<C> {
+  config: C;
+  logger: Logger;
+  metrics: Metrics;
+  sequelize: Sequelize;
+  redis: Redis;
+}
+
+export interface ServiceParts {
+  app: Express;
+  /** Closed first, in order (consumers, relays, producers); Redis and the pool are closed after them. */
+  closers?: Closer[];
+  /** Readiness checks beyond Postgres and Redis (e.g. the event transport). */
+  checks?: Check[];
+}
+
+export interface ServiceDefinition<S extends z.ZodObject> {
+  name: string;
+  schema: S;
+  migrations: Migration[];
+  /** Builds the app and whatever runs beside it, once config, logger, DB and Redis are ready. */
+  setup: (ctx: ServiceContext<z.infer<S>>) => Promise<ServiceParts>;
+}
+
+export interface RunningService<C> extends RunningServer {
+  ctx: ServiceContext<C>;
+}
+
+/** An ioredis client that fails commands fast while disconnected instead of queueing them forever. */
+export function createRedis(url: string, logger: Logger, name = 'redis'): Redis {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, retryStrategy: (n) => Math.min(n * 200, 2_000) });
+  let down = false;
+  redis.on('error', (error) => {
+    if (!down) logger.warn({ err: error, resource: name }, 'redis connection error');
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) logger.info({ resource: name }, 'redis connection restored');
+    down = false;
+  });
+  return redis;
+}
+
+/**
+ * Starts a service: validated config, logger, metrics, its database (created and migrated when
+ * MIGRATE_ON_START), Redis, then the app with health probes and graceful shutdown.
+ */
+export async function startService<S extends z.ZodObject>(def: ServiceDefinition<S>, env: NodeJS.ProcessEnv = process.env): Promise<RunningService<z.infer<S>>> {
+  const config = loadConfig(def.schema, env) as z.infer<S> & BaseConfig;
+  const logger = createLogger({ name: def.name, level: config.LOG_LEVEL });
+  const metrics = createMetrics({ service: def.name, defaultMetrics: config.NODE_ENV !== 'test' });
+  await ensureDatabase(config.DATABASE_URL);
+  const sequelize = createSequelize(config.DATABASE_URL, { logger });
+  const redis = createRedis(config.REDIS_URL, logger);
+  try {
+    if (config.MIGRATE_ON_START !== false) await migrate(sequelize, def.migrations, 'up', logger);
+    await redis.connect();
+    const ctx: ServiceContext<z.infer<S>> = { config, logger, metrics, sequelize, redis };
+    const parts = await def.setup(ctx);
+    const running = await serve({
+      app: parts.app,
+      port: config.PORT,
+      logger,
+      checks: [postgresCheck(sequelize), redisCheck(redis), ...(parts.checks ?? [])],
+      delayMs: config.SHUTDOWN_DELAY_MS,
+      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      closers: [...(parts.closers ?? []), { name: 'redis', close: () => redis.quit() }, { name: 'postgres', close: () => sequelize.close() }],
+    });
+    return { ...running, ctx };
+  } catch (error) {
+    redis.disconnect();
+    await sequelize.close();
+    throw error;
+  }
+}
+
+/**
+ * The process entry point of a service: `node main.js` serves, `node main.js migrate up|down|status`
+ * runs migrations (the Kubernetes init container / Job). Start-up failures print one clear line.
+ */
+export function runMain<S extends z.ZodObject>(def: ServiceDefinition<S>, argv = process.argv.slice(2)): void {
+  const fail = (error: unknown) => {
+    if (error instanceof ConfigError) process.stderr.write(`${def.name}: ${error.message}\n`);
+    else createLogger({ name: def.name }).fatal({ err: error }, 'start-up failed');
+    process.exit(error instanceof ConfigError ? 78 : 1);
+  };
+  process.on('unhandledRejection', (reason) => {
+    createLogger({ name: def.name }).error({ err: reason }, 'unhandled rejection');
+  });
+  if (argv[0] === 'migrate') {
+    try {
+      const config = loadConfig(def.schema) as BaseConfig;
+      const logger = createLogger({ name: def.name, level: config.LOG_LEVEL });
+      runMigrateCommand(argv.slice(1), { databaseUrl: config.DATABASE_URL, migrations: def.migrations, logger }).then((code) => process.exit(code), fail);
+    } catch (error) {
+      fail(error);
+    }
+    return;
+  }
+  startService(def).catch(fail);
+}

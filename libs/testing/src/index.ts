@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+
+/** Server used for throwaway test databases; CI and the dev machine run Postgres here. */
+export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef';
+
+async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: TEST_POSTGRES_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A database of its own for one test file, so files run in parallel and in any order.
+ * `drop()` removes it (terminating leftover connections).
+ */
+export async function createTestDatabase(prefix = 'test'): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  await admin((c) => c.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(TEST_POSTGRES_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+/** A unique value for fields that must be unique (emails, SKUs) so tests never collide. */
+export const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/** Environment for starting a service in-process against the test Postgres and Redis. */
+export function testEnv(databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PORT: '0',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    JWT_SECRET: TEST_JWT_SECRET,
+    SHUTDOWN_DELAY_MS: '0',
+    ...overrides,
+  };
+}
+
+/** Payload factories: each call gives fresh unique values; pass overrides for what the test is about. */
+export const build = {
+  product: (overrides: Record<string, unknown> = {}) => ({
+    sku: unique('SKU').toUpperCase(),
+    name: 'Trail running shoe',
+    description: 'Light shoe with a grippy sole',
+    category: 'footwear',
+    priceCents: 8999,
+    currency: 'USD',
+    ...overrides,
+  }),
+  user: (overrides: Record<string, unknown> = {}) => ({
+    email: `${unique('user')}@example.com`,
+    password: 'correct horse battery',
+    name: 'Ada Lovelace',
+    ...overrides,
+  }),
+};
