@@ -63,6 +63,8 @@ export function finishApp(app: Express): Express {
       res.destroy();
       return;
     }
+    const retryAfter = (error.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (error.code === 'rate_limited' && typeof retryAfter === 'number') res.setHeader('retry-after', String(Math.ceil(retryAfter)));
     res.status(error.status).json(error.toJSON());
   };
   app.use(handler);

@@ -106,3 +106,16 @@ describe('createApp + finishApp', () => {
     expect(text).not.toMatch(/\/items\/1|random/);
   });
 });
+
+describe('rate-limited errors', () => {
+  it('when an AppError rate_limited carries retryAfterSeconds, then the response has retry-after', async () => {
+    const a = createApp({ logger: createLogger({ name: 't', level: 'silent' }) });
+    a.get('/limited', () => {
+      throw new AppError('rate_limited', 'Slow down', { retryAfterSeconds: 12.2 });
+    });
+    const res = await request(finishApp(a)).get('/limited');
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toBe('13');
+    expect(res.body.error.code).toBe('rate_limited');
+  });
+});

@@ -1,0 +1,44 @@
+import { createAuth } from '@cloudretail/auth';
+import { createApp, finishApp } from '@cloudretail/http';
+import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
+import { configSchema } from './config';
+import { loginThrottle } from './data-access/login-throttle';
+import { migrations } from './data-access/migrations';
+import { userRepository } from './data-access/user-repository';
+import { passwordHasher } from './domain/password';
+import { userUseCases } from './domain/user-use-cases';
+import { userApi } from './entry-points/api/routes';
+
+export const service: ServiceDefinition<typeof configSchema> = {
+  name: 'user-service',
+  schema: configSchema,
+  migrations,
+  async setup({ config, logger, metrics, sequelize, redis }) {
+    const auth = createAuth({ secret: config.JWT_SECRET });
+    const useCases = userUseCases({
+      sequelize,
+      users: userRepository(sequelize),
+      hasher: passwordHasher({ logN: config.PASSWORD_HASH_COST, r: 8, p: 1 }),
+      throttle: loginThrottle(redis, {
+        maxPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+        maxPerIp: config.LOGIN_MAX_FAILURES_PER_IP,
+        windowSeconds: config.LOGIN_THROTTLE_WINDOW_SECONDS,
+        keyPrefix: config.LOGIN_THROTTLE_KEY_PREFIX,
+      }),
+      issueToken: auth.sign,
+      logger,
+    });
+    if (config.ADMIN_EMAIL && config.ADMIN_PASSWORD) {
+      const outcome = await useCases.ensureAdmin(config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
+      logger.info({ outcome }, outcome === 'created' ? 'admin account created' : 'admin account already exists');
+    }
+    const app = createApp({ logger, metrics });
+    userApi(useCases, auth).mount(app);
+    return { app: finishApp(app) };
+  },
+};
+
+/** Starts the service (tests pass their own environment and port 0). */
+export const start = (env: NodeJS.ProcessEnv = process.env) => startService(service, env);
+
+if (require.main === module) runMain(service);
