@@ -67,3 +67,5 @@ export const build = {
     ...overrides,
   }),
 };
+
+export { freePort, startPrivatePostgres, startPrivateRedis } from './servers';

@@ -1,0 +1,89 @@
+import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import type { Reservation, ReservationItem, ReservationStatus } from '../domain/inventory';
+
+interface Row {
+  order_id: string;
+  status: ReservationStatus;
+  expires_at: Date;
+}
+
+/** Reservations with their items, as plain records. */
+export function reservationRepository(sequelize: Sequelize) {
+  const query = <T extends object>(sql: string, bind: unknown[], transaction?: Transaction) =>
+    sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
+
+  return {
+    /**
+     * Claims `orderId` for a new reservation; false when it already exists. A concurrent claim
+     * of the same id waits on the primary key until this transaction ends, which is what makes
+     * duplicate calls safe: the loser then sees the winner's reservation (or, if the winner
+     * rolled back or removed it, claims the id itself).
+     */
+    async claim(orderId: string, ttlMs: number, transaction: Transaction): Promise<boolean> {
+      const rows = await query(
+        `INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'RESERVED', now() + $2 * interval '1 millisecond')
+         ON CONFLICT (order_id) DO NOTHING RETURNING order_id`,
+        [orderId, ttlMs],
+        transaction,
+      );
+      return rows.length === 1;
+    },
+
+    async addItems(orderId: string, items: ReservationItem[], transaction: Transaction): Promise<void> {
+      await query(
+        'INSERT INTO reservation_items (order_id, product_id, quantity) SELECT $1, * FROM unnest($2::uuid[], $3::int[]) RETURNING order_id',
+        [orderId, items.map((i) => i.productId), items.map((i) => i.quantity)],
+        transaction,
+      );
+    },
+
+    /** The reservation, or null; `lock` holds its row until the transaction ends. */
+    async find(orderId: string, { transaction, lock = false }: { transaction?: Transaction; lock?: boolean } = {}): Promise<Reservation | null> {
+      const [row] = await query<Row>(
+        `SELECT order_id, status, expires_at FROM reservations WHERE order_id = $1${lock ? ' FOR UPDATE' : ''}`,
+        [orderId],
+        transaction,
+      );
+      if (!row) return null;
+      const items = await query<{ product_id: string; quantity: number }>(
+        'SELECT product_id, quantity FROM reservation_items WHERE order_id = $1 ORDER BY product_id',
+        [orderId],
+        transaction,
+      );
+      return {
+        orderId: row.order_id,
+        status: row.status,
+        items: items.map((i) => ({ productId: i.product_id, quantity: i.quantity })),
+        expiresAt: row.expires_at.toISOString(),
+      };
+    },
+
+    async setStatus(orderId: string, status: ReservationStatus, transaction: Transaction, releaseReason: string | null = null): Promise<void> {
+      await sequelize.query('UPDATE reservations SET status = $2, release_reason = $3, updated_at = now() WHERE order_id = $1', {
+        bind: [orderId, status, releaseReason],
+        transaction,
+      });
+    },
+
+    /** Gives the id back after a failed attempt, so a later retry can reserve it. */
+    async remove(orderId: string, transaction: Transaction): Promise<void> {
+      await sequelize.query('DELETE FROM reservations WHERE order_id = $1', { bind: [orderId], transaction });
+    },
+
+    /**
+     * Locks one expired, still-held reservation. SKIP LOCKED lets every replica's sweeper work at
+     * once without waiting on each other or on a commit/release in progress.
+     */
+    async lockNextExpired(transaction: Transaction): Promise<string | null> {
+      const [row] = await query<{ order_id: string }>(
+        `SELECT order_id FROM reservations WHERE status = 'RESERVED' AND expires_at <= now()
+         ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+        [],
+        transaction,
+      );
+      return row?.order_id ?? null;
+    },
+  };
+}
+
+export type ReservationRepository = ReturnType<typeof reservationRepository>;

@@ -1,0 +1,45 @@
+import { createAuth } from '@cloudretail/auth';
+import { createApp, finishApp } from '@cloudretail/http';
+import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
+import { configSchema } from './config';
+import { migrations } from './data-access/migrations';
+import { productCatalog } from './data-access/product-catalog';
+import { reservationRepository } from './data-access/reservation-repository';
+import { stockRepository } from './data-access/stock-repository';
+import { reservationUseCases } from './domain/reservation-use-cases';
+import { stockUseCases } from './domain/stock-use-cases';
+import { inventoryApi } from './entry-points/api/routes';
+import { startReservationSweeper } from './entry-points/scheduler/reservation-sweeper';
+
+export const service: ServiceDefinition<typeof configSchema> = {
+  name: 'inventory-service',
+  schema: configSchema,
+  migrations,
+  async setup({ config, logger, metrics, sequelize }) {
+    const stock = stockRepository(sequelize);
+    const lowStockThreshold = config.LOW_STOCK_THRESHOLD;
+    const useCases = {
+      stock: stockUseCases({
+        sequelize,
+        stock,
+        catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }),
+        lowStockThreshold,
+      }),
+      reservations: reservationUseCases({ sequelize, stock, reservations: reservationRepository(sequelize), reservationTtlMs: config.RESERVATION_TTL_MS, lowStockThreshold }),
+    };
+    const app = createApp({ logger, metrics });
+    inventoryApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    const sweeper = startReservationSweeper({
+      intervalMs: config.RESERVATION_SWEEP_INTERVAL_MS,
+      releaseExpired: () => useCases.reservations.releaseExpired(),
+      logger,
+      metrics,
+    });
+    return { app: finishApp(app), closers: [sweeper] };
+  },
+};
+
+/** Starts the service (tests pass their own environment and port 0). */
+export const start = (env: NodeJS.ProcessEnv = process.env) => startService(service, env);
+
+if (require.main === module) runMain(service);

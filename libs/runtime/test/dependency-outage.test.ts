@@ -1,0 +1,67 @@
+import request from 'supertest';
+import { createApp, finishApp } from '@cloudretail/http';
+import { dataServiceBase, port, z } from '@cloudretail/config';
+import { createTestDatabase, startPrivatePostgres, startPrivateRedis, testEnv } from '@cloudretail/testing';
+import { type ServiceDefinition, startService } from '../src';
+
+const schema = z.object({ ...dataServiceBase, PORT: port(0) });
+const service: ServiceDefinition<typeof schema> = {
+  name: 'outage-test',
+  schema,
+  migrations: [],
+  setup: async ({ logger, metrics }) => ({ app: finishApp(createApp({ logger, metrics })) }),
+};
+
+async function eventually(fn: () => Promise<boolean>, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('condition not met in time');
+}
+
+describe('readiness through a dependency outage', () => {
+  it('when Postgres dies, then readiness is 503 naming postgres; when it is back, then readiness heals by itself', async () => {
+    const pg = await startPrivatePostgres();
+    const url = new URL(pg.url);
+    url.pathname = '/outage';
+    const running = await startService(service, testEnv(url.toString()));
+    try {
+      expect((await request(running.url).get('/health/ready')).status).toBe(200);
+
+      pg.stop();
+      const down = await request(running.url).get('/health/ready');
+      expect(down.status).toBe(503);
+      expect(down.body.details.postgres.status).toBe('down');
+      expect(down.body.details.redis.status).toBe('up');
+      expect((await request(running.url).get('/health/live')).status).toBe(200);
+
+      pg.start();
+      await eventually(async () => (await request(running.url).get('/health/ready')).status === 200);
+    } finally {
+      await running.stop();
+      pg.destroy();
+    }
+  });
+
+  it('when Redis dies, then readiness is 503 naming redis; when it is back, then readiness heals by itself', async () => {
+    const redis = await startPrivateRedis();
+    const db = await createTestDatabase('outage');
+    const running = await startService(service, testEnv(db.url, { REDIS_URL: redis.url }));
+    try {
+      expect((await request(running.url).get('/health/ready')).status).toBe(200);
+      await redis.stop();
+      await eventually(async () => {
+        const res = await request(running.url).get('/health/ready');
+        return res.status === 503 && res.body.details?.redis?.status === 'down';
+      });
+      await redis.start();
+      await eventually(async () => (await request(running.url).get('/health/ready')).status === 200);
+    } finally {
+      await running.stop().catch(() => undefined);
+      await redis.stop();
+      await db.drop();
+    }
+  });
+});
