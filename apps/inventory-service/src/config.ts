@@ -1,7 +1,9 @@
+import { eventsConfig } from '@cloudretail/events';
 import { dataServiceBase, port, positiveInt, url, z } from '@cloudretail/config';
 
 export const configSchema = z.object({
   ...dataServiceBase,
+  ...eventsConfig,
   PORT: port(3004).describe('HTTP port'),
   DATABASE_URL: dataServiceBase.DATABASE_URL.default('postgres://postgres@127.0.0.1:5432/cloudretail_inventory'),
   PRODUCT_SERVICE_URL: url().default('http://127.0.0.1:3002').describe('Base URL of product-service, asked whether a product exists'),

@@ -6,17 +6,21 @@ import { migrations } from './data-access/migrations';
 import { productCatalog } from './data-access/product-catalog';
 import { reservationRepository } from './data-access/reservation-repository';
 import { stockRepository } from './data-access/stock-repository';
+import { stockReturnRepository } from './data-access/stock-return-repository';
 import { reservationUseCases } from './domain/reservation-use-cases';
+import { stockReturnUseCase } from './domain/stock-return-use-case';
 import { stockUseCases } from './domain/stock-use-cases';
 import { inventoryApi } from './entry-points/api/routes';
+import { startOrderEventsConsumer } from './entry-points/messaging/order-events-consumer';
 import { startReservationSweeper } from './entry-points/scheduler/reservation-sweeper';
 
 export const service: ServiceDefinition<typeof configSchema> = {
   name: 'inventory-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize }) {
+  async setup({ config, logger, metrics, sequelize, transport, faults }) {
     const stock = stockRepository(sequelize);
+    const reservations = reservationRepository(sequelize);
     const lowStockThreshold = config.LOW_STOCK_THRESHOLD;
     const useCases = {
       stock: stockUseCases({
@@ -25,9 +29,9 @@ export const service: ServiceDefinition<typeof configSchema> = {
         catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }),
         lowStockThreshold,
       }),
-      reservations: reservationUseCases({ sequelize, stock, reservations: reservationRepository(sequelize), reservationTtlMs: config.RESERVATION_TTL_MS, lowStockThreshold }),
+      reservations: reservationUseCases({ sequelize, stock, reservations, reservationTtlMs: config.RESERVATION_TTL_MS, lowStockThreshold }),
     };
-    const app = createApp({ logger, metrics });
+    const app = createApp({ logger, metrics, faults });
     inventoryApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
     const sweeper = startReservationSweeper({
       intervalMs: config.RESERVATION_SWEEP_INTERVAL_MS,
@@ -35,7 +39,14 @@ export const service: ServiceDefinition<typeof configSchema> = {
       logger,
       metrics,
     });
-    return { app: finishApp(app), closers: [sweeper] };
+    const consumer = await startOrderEventsConsumer({
+      transport,
+      sequelize,
+      reservations: useCases.reservations,
+      returns: stockReturnUseCase({ sequelize, stock, reservations, returns: stockReturnRepository(sequelize) }),
+      logger,
+    });
+    return { app: finishApp(app), closers: [consumer, sweeper] };
   },
 };
 

@@ -1,7 +1,9 @@
+import { eventsConfig } from '@cloudretail/events';
 import { dataServiceBase, port, positiveInt, z } from '@cloudretail/config';
 
 export const configSchema = z.object({
   ...dataServiceBase,
+  ...eventsConfig,
   PORT: port(3002).describe('HTTP port'),
   DATABASE_URL: dataServiceBase.DATABASE_URL.default('postgres://postgres@127.0.0.1:5432/cloudretail_products'),
   CACHE_TTL_SECONDS: positiveInt(60).describe('Lifetime of cached product reads in Redis'),

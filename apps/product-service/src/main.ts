@@ -12,13 +12,13 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'product-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, redis }) {
+  async setup({ config, logger, metrics, sequelize, redis, faults }) {
     const useCases = productUseCases({
       sequelize,
       products: productRepository(sequelize),
       cache: productCache(redis, logger, config.CACHE_TTL_SECONDS),
     });
-    const app = createApp({ logger, metrics });
+    const app = createApp({ logger, metrics, faults });
     productApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
     return { app: finishApp(app) };
   },

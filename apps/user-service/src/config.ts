@@ -1,8 +1,10 @@
+import { eventsConfig } from '@cloudretail/events';
 import { dataServiceBase, port, positiveInt, z } from '@cloudretail/config';
 
 export const configSchema = z
   .object({
     ...dataServiceBase,
+  ...eventsConfig,
     PORT: port(3001).describe('HTTP port'),
     DATABASE_URL: dataServiceBase.DATABASE_URL.default('postgres://postgres@127.0.0.1:5432/cloudretail_users'),
     ADMIN_EMAIL: z.string().trim().toLowerCase().email().optional().describe('Email of the admin account created at start-up (with ADMIN_PASSWORD)'),

@@ -13,7 +13,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'user-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, redis }) {
+  async setup({ config, logger, metrics, sequelize, redis, faults }) {
     const auth = createAuth({ secret: config.JWT_SECRET });
     const useCases = userUseCases({
       sequelize,
@@ -32,7 +32,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
       const outcome = await useCases.ensureAdmin(config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
       logger.info({ outcome }, outcome === 'created' ? 'admin account created' : 'admin account already exists');
     }
-    const app = createApp({ logger, metrics });
+    const app = createApp({ logger, metrics, faults });
     userApi(useCases, auth).mount(app);
     return { app: finishApp(app) };
   },

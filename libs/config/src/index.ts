@@ -80,6 +80,8 @@ export const serviceBase = {
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   SHUTDOWN_DELAY_MS: milliseconds(5000).describe('How long readiness reports 503 before the server stops accepting connections'),
   SHUTDOWN_TIMEOUT_MS: milliseconds(20000).describe('Deadline for in-flight requests once draining starts'),
+  FAULT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0).describe('Fault drills only: share of requests answered 500 (deployment verification tests)'),
+  FAULT_DELAY_MS: milliseconds(0).describe('Fault drills only: extra latency added to every request'),
 };
 
 /** Keys a service with a database, Redis and JWT verification reads. */

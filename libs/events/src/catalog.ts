@@ -11,6 +11,7 @@ const ProductSnapshot = z.object({
   active: z.boolean(),
 });
 const Items = z.array(z.object({ productId: z.uuid(), quantity: z.number().int().positive() })).min(1);
+const PricedItems = z.array(z.object({ productId: z.uuid(), quantity: z.number().int().positive(), unitPriceCents: z.number().int().nonnegative() })).min(1);
 
 /**
  * The event catalog: one entry per event type, with its version, the topic (domain) it travels
@@ -35,11 +36,18 @@ export const catalog = {
 
   UserRegistered: { version: 1, topic: 'users', schema: z.object({ userId: z.uuid(), email: z.email(), role: z.enum(['customer', 'admin']) }) },
 
-  OrderPlaced: {
+  // The checkout saga. order-service orchestrates: it reacts to inventory and payment facts and
+  // publishes the next step; inventory-service and payment-service react to these order events.
+  OrderPlaced: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: PricedItems, totalCents: z.number().int().nonnegative(), currency: z.string().length(3) }) },
+  PaymentRequested: {
     version: 1,
     topic: 'orders',
-    schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: z.array(z.object({ productId: z.uuid(), quantity: z.number().int().positive(), unitPriceCents: z.number().int().nonnegative() })).min(1), totalCents: z.number().int().nonnegative(), currency: z.string().length(3), paymentToken: z.string() }),
+    schema: z.object({ orderId: z.uuid(), userId: z.uuid(), paymentToken: z.string().min(1), ...Money }),
   },
+  OrderConfirmed: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items }) },
+  OrderCancelled: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items, reason: z.string() }) },
+  OrderRefunded: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items }) },
+  /** Every status change, for clients (event-bus streams these as Server-Sent Events). */
   OrderStatusChanged: {
     version: 1,
     topic: 'orders',

@@ -27,6 +27,9 @@ export const outboxMigration: Migration = {
   down: ({ sql }) => sql('DROP TABLE IF EXISTS outbox'),
 };
 
+/** Postgres notification channel the relay LISTENs on; NOTIFY is delivered only when the writer commits. */
+export const OUTBOX_CHANNEL = 'outbox_pending';
+
 /** Writes events to the outbox in the caller's transaction: they exist if and only if the change commits. */
 export async function enqueue(sequelize: Sequelize, transaction: Transaction, events: EventEnvelope[]): Promise<void> {
   for (const event of events) {
@@ -35,4 +38,5 @@ export async function enqueue(sequelize: Sequelize, transaction: Transaction, ev
       transaction,
     });
   }
+  if (events.length) await sequelize.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, { transaction });
 }

@@ -4,9 +4,11 @@ import { HealthCheckError, type HealthCheckMap } from '@godaddy/terminus';
 export interface Check {
   name: string;
   check: () => Promise<unknown>;
+  /** Reported in the details but never fails readiness: a dependency the service degrades without (e.g. a fail-open rate limiter's Redis). */
+  optional?: boolean;
 }
 
-export type CheckResult = Record<string, { status: 'up' | 'down'; error?: string; ms: number }>;
+export type CheckResult = Record<string, { status: 'up' | 'down'; error?: string; ms: number; optional?: true }>;
 
 /** `SELECT 1` through the service's own pool. */
 export const postgresCheck = (db: { query: (sql: string) => Promise<unknown> }): Check => ({
@@ -30,22 +32,23 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * Runs every check in parallel, each bounded by `timeoutMs`. Resolves with the per-check result
- * when all are up; otherwise throws a terminus HealthCheckError whose causes name the failures.
+ * when all non-optional checks are up; otherwise throws a terminus HealthCheckError whose causes name the failures.
  */
 export async function runChecks(checks: Check[], timeoutMs: number): Promise<CheckResult> {
   const entries = await Promise.all(
-    checks.map(async ({ name, check }) => {
+    checks.map(async ({ name, check, optional }) => {
       const started = Date.now();
+      const flag = optional ? { optional: true as const } : {};
       try {
         await withTimeout(Promise.resolve().then(check), timeoutMs);
-        return [name, { status: 'up' as const, ms: Date.now() - started }] as const;
+        return [name, { status: 'up' as const, ms: Date.now() - started, ...flag }] as const;
       } catch (error) {
-        return [name, { status: 'down' as const, error: (error as Error).message ?? String(error), ms: Date.now() - started }] as const;
+        return [name, { status: 'down' as const, error: (error as Error).message ?? String(error), ms: Date.now() - started, ...flag }] as const;
       }
     }),
   );
   const result: CheckResult = Object.fromEntries(entries);
-  if (entries.some(([, r]) => r.status === 'down')) throw new HealthCheckError('readiness check failed', result);
+  if (entries.some(([, r]) => r.status === 'down' && !r.optional)) throw new HealthCheckError('readiness check failed', result);
   return result;
 }
 

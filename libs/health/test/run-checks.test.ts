@@ -16,6 +16,12 @@ describe('runChecks', () => {
     expect(error.causes).toMatchObject({ postgres: { status: 'down', error: 'timed out after 50 ms' }, redis: { status: 'up' } });
   });
 
+  it('when an optional check fails, then it is reported down but readiness still passes', async () => {
+    const degraded = { name: 'rate-limiter-redis', optional: true, check: async () => Promise.reject(new Error('connection refused')) };
+    const result = await runChecks([degraded, { name: 'a', check: async () => 1 }], 100);
+    expect(result).toMatchObject({ 'rate-limiter-redis': { status: 'down', error: 'connection refused', optional: true }, a: { status: 'up' } });
+  });
+
   it('runs a real Redis PING, and reports a Redis that does not answer as down', async () => {
     const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
     await expect(runChecks([redisCheck(redis)], 1000)).resolves.toMatchObject({ redis: { status: 'up' } });

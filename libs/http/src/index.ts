@@ -4,6 +4,7 @@ import helmet from 'helmet';
 import { AppError, toAppError } from '@cloudretail/errors';
 import { type Logger, runWithContext } from '@cloudretail/logging';
 import type { Metrics } from '@cloudretail/metrics';
+import { type Faults, faultInjection } from './fault-injection';
 
 export { express };
 export type { Express, Request, RequestHandler };
@@ -11,6 +12,8 @@ export type { Express, Request, RequestHandler };
 export interface AppOptions {
   logger: Logger;
   metrics?: Metrics;
+  /** Deliberate errors/latency for deployment drills (see fault-injection.ts); off by default. */
+  faults?: Faults;
   /** JSON body limit; larger bodies get `413`. */
   bodyLimit?: string;
   /** Parse JSON bodies (the gateway turns this off so proxied bodies stream through). */
@@ -32,7 +35,7 @@ export const requestId: RequestHandler = (req, res, next) => {
  * The express app every service starts from: security headers, request id, metrics, JSON
  * parsing with a size limit, and `GET /metrics`. Add routes, then call {@link finishApp}.
  */
-export function createApp({ logger, metrics, bodyLimit = '1mb', parseJson = true }: AppOptions): Express {
+export function createApp({ logger, metrics, faults, bodyLimit = '1mb', parseJson = true }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('logger', logger);
@@ -42,6 +45,8 @@ export function createApp({ logger, metrics, bodyLimit = '1mb', parseJson = true
     app.use(metrics.httpMiddleware);
     app.get('/metrics', metrics.handler);
   }
+  const injected = faults && faultInjection(faults);
+  if (injected) app.use(injected);
   if (parseJson) app.use(express.json({ limit: bodyLimit }));
   return app;
 }
@@ -72,4 +77,5 @@ export function finishApp(app: Express): Express {
 }
 
 export { parseRequest } from './validate';
+export { faultInjection, type Faults } from './fault-injection';
 export { createApi, ErrorEnvelopeSchema, type RouteSpec, type Handler } from './api';

@@ -119,3 +119,21 @@ describe('rate-limited errors', () => {
     expect(res.body.error.code).toBe('rate_limited');
   });
 });
+
+describe('fault injection (deployment drills)', () => {
+  it('when FAULT_ERROR_RATE is 1, then every request is a 500 in the envelope and is counted in the metrics', async () => {
+    const metrics = createMetrics({ service: 'faulty', defaultMetrics: false });
+    const a = createApp({ logger: createLogger({ name: 't', level: 'silent' }), metrics, faults: { errorRate: 1, delayMs: 0 } });
+    a.get('/ok', (_req, res) => res.json({ ok: true }));
+    const res = await request(finishApp(a)).get('/ok');
+    expect(res.status).toBe(500);
+    expect(res.body.error.code).toBe('internal_error');
+    expect(await metrics.registry.metrics()).toMatch(/http_requests_total\{[^}]*status="500"[^}]*\} 1/);
+  });
+
+  it('when faults are off, then nothing is injected', async () => {
+    const a = createApp({ logger: createLogger({ name: 't', level: 'silent' }), faults: { errorRate: 0, delayMs: 0 } });
+    a.get('/ok', (_req, res) => res.json({ ok: true }));
+    expect((await request(finishApp(a)).get('/ok')).status).toBe(200);
+  });
+});

@@ -2,12 +2,14 @@ import type { Express } from 'express';
 import Redis from 'ioredis';
 import { ConfigError, type z, dataServiceBase, loadConfig } from '@cloudretail/config';
 import { type Migration, type Sequelize, createSequelize, ensureDatabase, migrate, runMigrateCommand } from '@cloudretail/db';
+import { type EventsConfig, type Transport, createTransport, outboxMigration, startOutboxRelay } from '@cloudretail/events';
 import { type Check, postgresCheck, redisCheck } from '@cloudretail/health';
+import type { Faults } from '@cloudretail/http';
 import { type Logger, createLogger } from '@cloudretail/logging';
 import { type Metrics, createMetrics } from '@cloudretail/metrics';
 import { type Closer, type RunningServer, serve } from '@cloudretail/shutdown';
 
-type BaseConfig = z.infer<z.ZodObject<typeof dataServiceBase>> & { PORT: number; MIGRATE_ON_START?: boolean };
+type BaseConfig = z.infer<z.ZodObject<typeof dataServiceBase>> & Partial<EventsConfig> & { PORT: number };
 
 export interface ServiceContext<C> {
   config: C;
@@ -15,6 +17,10 @@ export interface ServiceContext<C> {
   metrics: Metrics;
   sequelize: Sequelize;
   redis: Redis;
+  /** The event backbone (Redis Streams or Kafka, from EVENT_TRANSPORT); subscribe consumers here. */
+  transport: Transport;
+  /** Fault drills (FAULT_ERROR_RATE, FAULT_DELAY_MS): pass to `createApp`. */
+  faults: Faults;
 }
 
 export interface ServiceParts {
@@ -54,7 +60,8 @@ export function createRedis(url: string, logger: Logger, name = 'redis'): Redis 
 
 /**
  * Starts a service: validated config, logger, metrics, its database (created and migrated when
- * MIGRATE_ON_START), Redis, then the app with health probes and graceful shutdown.
+ * MIGRATE_ON_START), Redis, the event transport and outbox relay, then the app with health probes
+ * and graceful shutdown.
  */
 export async function startService<S extends z.ZodObject>(def: ServiceDefinition<S>, env: NodeJS.ProcessEnv = process.env): Promise<RunningService<z.infer<S>>> {
   const config = loadConfig(def.schema, env) as z.infer<S> & BaseConfig;
@@ -63,22 +70,35 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
   await ensureDatabase(config.DATABASE_URL);
   const sequelize = createSequelize(config.DATABASE_URL, { logger });
   const redis = createRedis(config.REDIS_URL, logger);
+  const transport = createTransport({ EVENT_TRANSPORT: 'redis', ...config }, logger);
   try {
     if (config.MIGRATE_ON_START !== false) await migrate(sequelize, def.migrations, 'up', logger);
     await redis.connect();
-    const ctx: ServiceContext<z.infer<S>> = { config, logger, metrics, sequelize, redis };
+    const faults = { errorRate: config.FAULT_ERROR_RATE, delayMs: config.FAULT_DELAY_MS };
+    const ctx: ServiceContext<z.infer<S>> = { config, logger, metrics, sequelize, redis, transport, faults };
     const parts = await def.setup(ctx);
+    // Every service that writes an outbox relays it: events leave only after their transaction commits.
+    const relay = def.migrations.includes(outboxMigration)
+      ? startOutboxRelay({ sequelize, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE })
+      : undefined;
     const running = await serve({
       app: parts.app,
       port: config.PORT,
       logger,
-      checks: [postgresCheck(sequelize), redisCheck(redis), ...(parts.checks ?? [])],
+      checks: [postgresCheck(sequelize), redisCheck(redis), { name: 'events', check: () => transport.check() }, ...(parts.checks ?? [])],
       delayMs: config.SHUTDOWN_DELAY_MS,
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-      closers: [...(parts.closers ?? []), { name: 'redis', close: () => redis.quit() }, { name: 'postgres', close: () => sequelize.close() }],
+      closers: [
+        ...(parts.closers ?? []),
+        ...(relay ? [{ name: 'outbox-relay', close: () => relay.stop() }] : []),
+        { name: 'event-transport', close: () => transport.close() },
+        { name: 'redis', close: () => redis.quit() },
+        { name: 'postgres', close: () => sequelize.close() },
+      ],
     });
     return { ...running, ctx };
   } catch (error) {
+    await transport.close().catch(() => undefined);
     redis.disconnect();
     await sequelize.close();
     throw error;

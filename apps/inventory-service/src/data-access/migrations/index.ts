@@ -1,9 +1,10 @@
 import type { Migration } from '@cloudretail/db';
-import { outboxMigration } from '@cloudretail/events';
+import { inboxMigration, outboxMigration } from '@cloudretail/events';
 
 /** Applied in this order; never edit one that has shipped, add a new one (expand/contract). */
 export const migrations: Migration[] = [
   outboxMigration,
+  inboxMigration,
   {
     name: '001-create-stock',
     // The CHECK is the last line of defence: even a buggy code path cannot oversell.
@@ -40,5 +41,17 @@ export const migrations: Migration[] = [
         );
       `),
     down: ({ sql }) => sql('DROP TABLE reservation_items; DROP TABLE reservations'),
+  },
+  {
+    name: '003-create-stock-returns',
+    // A refund returns a committed (sold) reservation's units; the row makes that happen once.
+    up: ({ sql }) =>
+      sql(`
+        CREATE TABLE stock_returns (
+          order_id uuid PRIMARY KEY REFERENCES reservations (order_id) ON DELETE CASCADE,
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+      `),
+    down: ({ sql }) => sql('DROP TABLE stock_returns'),
   },
 ];

@@ -1,0 +1,82 @@
+import { createAuth } from '@cloudretail/auth';
+import { TOPICS } from '@cloudretail/events';
+import { createApp, finishApp } from '@cloudretail/http';
+import { type ServiceContext, type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
+import { type Config, configSchema } from './config';
+import { migrations } from './data-access/migrations';
+import { orderStatusRepository } from './data-access/order-status-repository';
+import { redisBackbone } from './data-access/redis-backbone';
+import { statusChannel } from './data-access/status-channel';
+import { backboneUseCases } from './domain/backbone-use-cases';
+import { orderStatusUseCases } from './domain/order-status-use-cases';
+import { type OpenStreams, openStreams } from './entry-points/api/order-events';
+import { eventBusApi } from './entry-points/api/routes';
+import { startOrderStatusConsumer } from './entry-points/messaging/order-status-consumer';
+import { registerBackboneMetrics } from './entry-points/metrics/backbone-metrics';
+
+/** The open SSE streams of each running instance (keyed by its context), for {@link start}'s stop. */
+const streamsOf = new WeakMap<ServiceContext<Config>, OpenStreams>();
+
+export const service: ServiceDefinition<typeof configSchema> = {
+  name: 'event-bus',
+  schema: configSchema,
+  migrations,
+  async setup(ctx) {
+    const { config, logger, metrics, sequelize, redis, transport, faults } = ctx;
+    const groups = [...new Set([...config.CONSUMER_GROUPS, 'event-bus'])];
+    const backbone = backboneUseCases({
+      transport,
+      redis: transport.kind === 'redis' ? redisBackbone(redis, { prefix: config.EVENT_TOPIC_PREFIX }) : undefined,
+      topics: TOPICS,
+      groups,
+    });
+    await backbone.provision();
+
+    const channel = statusChannel(redis, logger);
+    const orderStatus = orderStatusUseCases({ statuses: orderStatusRepository(sequelize), channel });
+    const streams = openStreams();
+    streamsOf.set(ctx, streams);
+
+    const app = createApp({ logger, metrics, faults });
+    eventBusApi({ backbone, orderStatus, auth: createAuth({ secret: config.JWT_SECRET }), groups, streams, heartbeatMs: config.SSE_HEARTBEAT_MS, logger }).mount(app);
+    registerBackboneMetrics({ registry: metrics.registry, backbone, sseListeners: () => channel.listenerCount(), logger });
+    const consumer = await startOrderStatusConsumer({ transport, useCases: orderStatus });
+
+    // An open stream is an in-flight request the drain would wait SHUTDOWN_TIMEOUT_MS for. Once
+    // load balancers have stopped sending traffic here (SHUTDOWN_DELAY_MS), end the streams:
+    // clients reconnect to another replica with Last-Event-ID.
+    const onSignal = () => setTimeout(() => streams.endAll(), config.SHUTDOWN_DELAY_MS).unref();
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+
+    return {
+      app: finishApp(app),
+      closers: [
+        consumer,
+        {
+          name: 'sse-streams',
+          close: () => {
+            process.off('SIGTERM', onSignal);
+            process.off('SIGINT', onSignal);
+            streams.endAll();
+          },
+        },
+        { name: 'status-subscriber', close: () => channel.close() },
+      ],
+    };
+  },
+};
+
+/** Starts the service (tests pass their own environment and port 0); `stop()` ends open streams first. */
+export async function start(env: NodeJS.ProcessEnv = process.env) {
+  const running = await startService(service, env);
+  return {
+    ...running,
+    async stop() {
+      streamsOf.get(running.ctx)?.endAll();
+      await running.stop();
+    },
+  };
+}
+
+if (require.main === module) runMain(service);

@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Redis from 'ioredis';
+import request from 'supertest';
+import { type PayloadOf, type Transport, createEvent, createTransport, streamKey } from '@cloudretail/events';
+import { TEST_REDIS_URL, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { start } from '../src/main';
+import { adminBearer, bearer, eventually, logger, metricValue, openSse, tokenFor, uniquePrefix } from './support';
+
+type Running = Awaited<ReturnType<typeof start>>;
+type Status = PayloadOf<'OrderStatusChanged'>['status'];
+// Two replicas of the event-bus, sharing its database, Redis and consumer group, as in production.
+let replicaA: Running;
+let replicaB: Running;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let redis: Redis;
+let orderService: Transport; // publishes as order-service's outbox relay would
+const prefix = uniquePrefix();
+
+beforeAll(async () => {
+  db = await createTestDatabase('event_bus_sse');
+  const env = testEnv(db.url, { EVENT_TOPIC_PREFIX: prefix, SSE_HEARTBEAT_MS: '100' });
+  replicaA = await start(env);
+  replicaB = await start(env);
+  redis = new Redis(TEST_REDIS_URL);
+  orderService = createTransport({ EVENT_TRANSPORT: 'redis', REDIS_URL: TEST_REDIS_URL, EVENT_TOPIC_PREFIX: prefix }, logger);
+});
+afterAll(async () => {
+  await orderService?.close();
+  await Promise.all([replicaA?.stop(), replicaB?.stop()]);
+  const keys = await redis.keys(`${streamKey(prefix)}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+  await db?.drop();
+});
+
+const publishStatus = (orderId: string, userId: string, status: Status, reason?: string) =>
+  orderService.publish('orders', [createEvent('OrderStatusChanged', orderId, { orderId, userId, status, ...(reason ? { reason } : {}) })]);
+
+const storedStatus = async (orderId: string) =>
+  ((await replicaA.ctx.sequelize.query('SELECT status FROM order_status WHERE order_id = $1', { bind: [orderId], plain: true })) as { status: string } | null)?.status;
+
+/** An order the event-bus has seen as PENDING. */
+async function pendingOrder(userId = randomUUID()) {
+  const orderId = randomUUID();
+  await publishStatus(orderId, userId, 'PENDING');
+  await eventually(async () => expect(await storedStatus(orderId)).toBe('PENDING'));
+  return { orderId, userId };
+}
+
+const eventsUrl = (replica: Running, orderId: string, query = '') => `${replica.url}/orders/${orderId}/events${query}`;
+const sseListeners = async (replica: Running) => metricValue((await request(replica.url).get('/metrics')).text, 'event_sse_streams', {});
+
+describe('GET /orders/:id/events', () => {
+  it('when the order is confirmed, then clients on either replica get the current status at once, then the change, and the stream ends', async () => {
+    const { orderId, userId } = await pendingOrder();
+
+    const onA = await openSse(eventsUrl(replicaA, orderId), { authorization: bearer(userId) });
+    const onB = await openSse(eventsUrl(replicaB, orderId, `?access_token=${tokenFor(userId)}`)); // EventSource style
+    expect(onA.status).toBe(200);
+    expect(onA.headers).toMatchObject({ 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no', 'cache-control': 'no-cache, no-transform' });
+    expect(onB.status).toBe(200);
+    // The current status arrives before anything else happens, and the stream stays open.
+    for (const client of [onA, onB]) await eventually(() => expect(client.events).toEqual([{ id: '1', event: 'status', data: { orderId, status: 'PENDING', at: expect.any(String) } }]));
+    expect([onA.ended, onB.ended]).toEqual([false, false]);
+
+    // Whichever replica consumes the change, both clients get it (one of them through pub/sub).
+    await publishStatus(orderId, userId, 'CONFIRMED');
+
+    await Promise.all([onA.done, onB.done]);
+    for (const client of [onA, onB]) {
+      expect(client.ended).toBe(true); // ended by the server
+      expect(client.events.map((e) => [e.id, (e.data as { status: string }).status])).toEqual([
+        ['1', 'PENDING'],
+        ['2', 'CONFIRMED'],
+      ]);
+    }
+  });
+
+  it('when the order already has a final status, then it is sent and the stream ends; a late, older change does not roll it back', async () => {
+    const { orderId, userId } = await pendingOrder();
+    await publishStatus(orderId, userId, 'CANCELLED', 'payment_declined');
+    await eventually(async () => expect(await storedStatus(orderId)).toBe('CANCELLED'));
+    await publishStatus(orderId, userId, 'PENDING'); // a redelivered old event
+    await sleep(200);
+
+    const client = await openSse(eventsUrl(replicaB, orderId), { authorization: bearer(userId) });
+    await client.done;
+
+    expect(client.ended).toBe(true);
+    expect(client.events).toEqual([{ id: '2', event: 'status', data: { orderId, status: 'CANCELLED', reason: 'payment_declined', at: expect.any(String) } }]);
+  });
+
+  it('when the client reconnects with the Last-Event-ID it has, then that status is not sent again, only the next change', async () => {
+    const { orderId, userId } = await pendingOrder();
+    const client = await openSse(eventsUrl(replicaA, orderId), { authorization: bearer(userId), 'last-event-id': '1' });
+    await sleep(200);
+    expect(client.events).toEqual([]);
+
+    await publishStatus(orderId, userId, 'CANCELLED', 'cancelled_by_user');
+
+    await client.done;
+    expect(client.events.map((e) => e.id)).toEqual(['2']);
+  });
+
+  it('when an admin watches someone else’s order, then the stream is open; it sends heartbeats while nothing changes', async () => {
+    const { orderId } = await pendingOrder();
+    const client = await openSse(eventsUrl(replicaA, orderId), { authorization: adminBearer });
+
+    expect(client.status).toBe(200);
+    await eventually(() => expect(client.raw).toContain(': ping\n\n')); // SSE_HEARTBEAT_MS=100 here
+    expect(client.events).toHaveLength(1);
+    client.close();
+    await client.done;
+  });
+
+  it('when another customer asks, then 404 as for an unknown order; without a token, then 401', async () => {
+    const { orderId } = await pendingOrder();
+
+    const stranger = await request(replicaA.url).get(`/orders/${orderId}/events`).set('authorization', bearer(randomUUID()));
+    const unknown = await request(replicaA.url).get(`/orders/${randomUUID()}/events`).set('authorization', bearer(randomUUID()));
+    const anonymous = await request(replicaA.url).get(`/orders/${orderId}/events`);
+    const badQueryToken = await request(replicaA.url).get(`/orders/${orderId}/events?access_token=nope`);
+
+    expect([stranger.status, stranger.body.error.code]).toEqual([404, 'not_found']);
+    expect(unknown.status).toBe(404);
+    expect([anonymous.status, anonymous.body.error.code]).toEqual([401, 'unauthorized']);
+    expect(badQueryToken.status).toBe(401);
+  });
+
+  it('when clients disconnect, then their listeners and Redis subscriptions are removed', async () => {
+    const { orderId, userId } = await pendingOrder();
+    const clients = await Promise.all([1, 2].map(() => openSse(eventsUrl(replicaB, orderId), { authorization: bearer(userId) })));
+    await eventually(() => clients.forEach((c) => expect(c.events).toHaveLength(1)));
+    expect(await sseListeners(replicaB)).toBe(2);
+
+    clients.forEach((c) => c.close());
+
+    await eventually(async () => expect(await sseListeners(replicaB)).toBe(0));
+    const [, subscribers] = (await redis.pubsub('NUMSUB', `order-status:${orderId}`)) as [string, number];
+    expect(subscribers).toBe(0);
+  });
+});
+
+describe('shutdown', () => {
+  it('when a replica stops, then its open streams are ended instead of holding up the drain', async () => {
+    const extra = await start(testEnv(db.url, { EVENT_TOPIC_PREFIX: prefix, SHUTDOWN_TIMEOUT_MS: '20000' }));
+    const { orderId, userId } = await pendingOrder();
+    const client = await openSse(eventsUrl(extra, orderId), { authorization: bearer(userId) });
+    await eventually(() => expect(client.events).toHaveLength(1));
+
+    const startedAt = Date.now();
+    await extra.stop();
+
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    await client.done;
+    expect(client.ended).toBe(true);
+  });
+});

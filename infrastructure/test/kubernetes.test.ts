@@ -1,0 +1,469 @@
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseDocument, stringify } from 'yaml';
+import {
+  APPS,
+  APP_NAMES,
+  type AppConfig,
+  type AppName,
+  CALLS,
+  type K8sObject,
+  SECRET_STAND_INS,
+  appConfigs,
+  appsWithoutConfig,
+  configError,
+  envFileKeys,
+  filesUnder,
+  k8sDir,
+  kustomize,
+  parseManifests,
+  requireTool,
+  validateManifests,
+  workspaceRoot,
+} from './support';
+
+/** Overlays that are deployed, and where each one lists its components. */
+const OVERLAYS: Record<string, { componentsIn: string; namespace: string; logLevel: string; origins: string; minReplicas: number }> = {
+  staging: { componentsIn: 'overlays/staging', namespace: 'cloudretail-staging', logLevel: 'debug', origins: 'https://staging.cloudretail.com', minReplicas: 1 },
+  'production/eu-west': { componentsIn: 'overlays/production/base', namespace: 'cloudretail', logLevel: 'warn', origins: 'https://cloudretail.com,https://www.cloudretail.com', minReplicas: 3 },
+  'production/us-east': { componentsIn: 'overlays/production/base', namespace: 'cloudretail', logLevel: 'warn', origins: 'https://cloudretail.com,https://www.cloudretail.com', minReplicas: 3 },
+};
+const COMPONENTS = ['blue-green', 'progressive-delivery'];
+const COMBINATIONS = [[], ['blue-green'], ['progressive-delivery'], ['blue-green', 'progressive-delivery']];
+const PROBES = { startupProbe: '/health/startup', readinessProbe: '/health/ready', livenessProbe: '/health/live' } as const;
+
+// Loose shapes for walking rendered pod specs (the strict schemas already checked the structure).
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  ports?: { name?: string; containerPort: number }[];
+  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
+  env?: { name: string; value?: string }[];
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; runAsNonRoot?: boolean; capabilities?: { drop?: string[] } };
+  volumeMounts?: { name: string; mountPath: string }[];
+  lifecycle?: { preStop?: unknown };
+  [probe: string]: unknown;
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds?: number;
+  securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
+  volumes?: { name: string; emptyDir?: object }[];
+  affinity?: { podAntiAffinity?: object };
+  topologySpreadConstraints?: object[];
+}
+interface Workload {
+  obj: K8sObject;
+  app: AppName;
+  labels: Record<string, string>;
+  pod: PodSpec;
+}
+
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
+  !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+const ofKind = (objs: K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
+const named = (objs: K8sObject[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+
+/** Deployments and Rollouts with the pod spec they run (a Rollout with workloadRef runs its Deployment's). */
+function workloads(objs: K8sObject[]): Workload[] {
+  return objs
+    .filter((o) => o.kind === 'Deployment' || o.kind === 'Rollout')
+    .map((obj) => {
+      const template = obj.spec.workloadRef ? named(objs, 'Deployment', obj.spec.workloadRef.name)!.spec.template : obj.spec.template;
+      return { obj, app: template.metadata.labels['app.kubernetes.io/name'] as AppName, labels: template.metadata.labels, pod: template.spec as PodSpec };
+    });
+}
+
+/** The environment a container gets from its ConfigMaps (later sources win, as in Kubernetes). */
+function configEnv(objs: K8sObject[], container: Container): { env: Record<string, string>; secretNames: string[] } {
+  const env: Record<string, string> = {};
+  const secretNames: string[] = [];
+  for (const source of container.envFrom ?? []) {
+    if (source.configMapRef) Object.assign(env, named(objs, 'ConfigMap', source.configMapRef.name)?.data ?? { missing: source.configMapRef.name });
+    if (source.secretRef) secretNames.push(source.secretRef.name);
+  }
+  for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  return { env, secretNames };
+}
+
+const secretTemplate = (secretName: string) => path.join(k8sDir, 'secrets', `${secretName.replace(/-secrets$/, '')}.env.example`);
+
+/** A copy of infrastructure/kubernetes with the given components in an overlay, rendered. */
+function renderWith(overlay: string, components: string[], mutate?: (tmp: string) => void): string {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'k8s-'));
+  try {
+    cpSync(k8sDir, tmp, { recursive: true });
+    const file = path.join(tmp, OVERLAYS[overlay].componentsIn, 'kustomization.yaml');
+    const doc = parseDocument(readFileSync(file, 'utf8'));
+    const rel = path.relative(path.dirname(file), path.join(tmp, 'components'));
+    if (components.length) doc.set('components', components.map((c) => `${rel}/${c}`));
+    else doc.delete('components');
+    writeFileSync(file, doc.toString());
+    mutate?.(tmp);
+    return kustomize(path.join(tmp, 'overlays', overlay));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+let configs: AppConfig[];
+const rendered: Record<string, K8sObject[]> = {};
+
+beforeAll(async () => {
+  requireTool('kubectl');
+  configs = await appConfigs();
+  for (const overlay of Object.keys(OVERLAYS)) rendered[overlay] = parseManifests(kustomize(path.join(k8sDir, 'overlays', overlay)));
+  const missing = appsWithoutConfig();
+  if (missing.length) console.info(`config-schema checks skipped for apps without src/config.ts yet: ${missing.join(', ')}`);
+});
+
+describe('rendering and strict schema validation', () => {
+  test.each(Object.keys(OVERLAYS))('when overlay %s is rendered, then every object validates against the strict schemas', (overlay) => {
+    const text = kustomize(path.join(k8sDir, 'overlays', overlay));
+
+    expect(validateManifests(text)).toEqual([]);
+    expect(parseManifests(text).length).toBeGreaterThan(50);
+  });
+
+  const cases = Object.keys(OVERLAYS).flatMap((overlay) => COMBINATIONS.map((combo) => [overlay, combo] as const));
+  test.each(cases)('when overlay %s is rendered with components %j, then it validates and has a workload per app', (overlay, combo) => {
+    const text = renderWith(overlay, combo);
+    const objs = parseManifests(text);
+
+    expect(validateManifests(text)).toEqual([]);
+    expect(new Set(workloads(objs).map((w) => w.app))).toEqual(new Set(APP_NAMES));
+    expect(ofKind(objs, 'Rollout').length > 0).toBe(combo.includes('progressive-delivery'));
+    expect(!!named(objs, 'Deployment', 'api-gateway-green')).toBe(combo.includes('blue-green'));
+  });
+
+  test('when a patch misspells replicas as replicsa, then kustomize still renders but validation rejects that field', () => {
+    const text = renderWith('staging', COMPONENTS, (tmp) => {
+      const file = path.join(tmp, 'overlays/staging/kustomization.yaml');
+      writeFileSync(file, `${readFileSync(file, 'utf8')}\n  - target:\n      kind: Deployment\n      name: product-service\n    patch: |-\n      - op: add\n        path: /spec/replicsa\n        value: 3\n`);
+    });
+
+    const errors = validateManifests(text);
+
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^Deployment\/product-service \/spec must NOT have additional properties .*replicsa/);
+  });
+
+  test('when a probe field is misspelled inside a Rollout-free Deployment, then validation names the container', () => {
+    const deployment = parseManifests(readFileSync(path.join(k8sDir, 'base/apps/user-service/deployment.yaml'), 'utf8'))[0];
+    deployment.spec.template.spec.containers[0].readinessProbe.initialDelaySecond = 5;
+
+    expect(validateManifests(stringify(deployment))).toEqual([expect.stringContaining('/spec/template/spec/containers/0/readinessProbe must NOT have additional properties')]);
+  });
+
+  test.each(Object.entries(OVERLAYS))('when overlay %s is rendered, then namespace, log level, origins, autoscaling and image tags are its own', (overlay, expected) => {
+    const objs = rendered[overlay];
+
+    expect(new Set(objs.filter((o) => o.kind !== 'Namespace').map((o) => o.metadata.namespace))).toEqual(new Set([expected.namespace]));
+    expect(ofKind(objs, 'Namespace').map((o) => o.metadata.name)).toEqual([expected.namespace]);
+    expect(ofKind(objs, 'ConfigMap').find((c) => c.metadata.name.startsWith('common-config-'))!.data!.LOG_LEVEL).toBe(expected.logLevel);
+    expect(ofKind(objs, 'ConfigMap').find((c) => c.metadata.name.startsWith('api-gateway-config-'))!.data!.ALLOWED_ORIGINS).toBe(expected.origins);
+    expect(new Set(ofKind(objs, 'HorizontalPodAutoscaler').map((h) => h.spec.minReplicas))).toEqual(new Set([expected.minReplicas]));
+    for (const w of workloads(objs)) {
+      for (const c of [...w.pod.containers, ...(w.pod.initContainers ?? [])]) {
+        expect(c.image).toMatch(new RegExp(`^ghcr\\.io/cloudretail/${w.app}:\\d+\\.\\d+\\.\\d+`));
+        expect(c.image).not.toMatch(/:latest$/);
+      }
+    }
+  });
+
+  test('when the production regions are rendered, then they differ only in region-specific values', () => {
+    const hosts = (overlay: string) => named(rendered[overlay], 'Ingress', 'api-gateway')!.spec.rules.map((r: { host: string }) => r.host);
+
+    expect(hosts('production/eu-west')).toEqual(['api.cloudretail.com', 'eu-west.api.cloudretail.com']);
+    expect(hosts('production/us-east')).toEqual(['api.cloudretail.com', 'us-east.api.cloudretail.com']);
+    const cidr = (overlay: string) => named(rendered[overlay], 'NetworkPolicy', 'allow-postgres-egress')!.spec.egress[0].to[0].ipBlock.cidr;
+    expect(new Set(Object.keys(OVERLAYS).map(cidr)).size).toBe(3);
+  });
+});
+
+describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
+  const objs = () => rendered[overlay];
+
+  test('every app runs as exactly one Deployment or Rollout (plus the idle blue-green colour)', () => {
+    const byApp = workloads(objs()).filter((w) => w.obj.kind === 'Rollout' || !ofKind(objs(), 'Rollout').some((r) => r.spec.workloadRef?.name === w.obj.metadata.name));
+
+    expect(byApp.map((w) => w.app).sort()).toEqual([...APP_NAMES, 'api-gateway'].sort());
+  });
+
+  test('every workload has the three probes on the app port, resources, and a hardened security context', () => {
+    for (const { obj, app, pod } of workloads(objs())) {
+      const main = pod.containers[0];
+      const where = `${obj.kind}/${obj.metadata.name}`;
+      expect({ where, ports: main.ports }).toEqual({ where, ports: [expect.objectContaining({ name: 'http', containerPort: APPS[app].port })] });
+      for (const [probe, probePath] of Object.entries(PROBES)) {
+        expect({ where, probe, httpGet: (main[probe] as { httpGet?: object })?.httpGet }).toEqual({ where, probe, httpGet: { path: probePath, port: 'http' } });
+      }
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(pod.affinity?.podAntiAffinity).toBeDefined();
+      expect(pod.topologySpreadConstraints?.length).toBeGreaterThan(0);
+      for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+        expect({ where, container: c.name, resources: c.resources }).toEqual({
+          where,
+          container: c.name,
+          resources: { requests: { cpu: expect.anything(), memory: expect.anything() }, limits: expect.objectContaining({ memory: expect.anything() }) },
+        });
+        expect({ where, container: c.name, securityContext: c.securityContext }).toEqual({
+          where,
+          container: c.name,
+          securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+        });
+        // A read-only root filesystem needs a writable /tmp.
+        const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
+        expect(pod.volumes?.find((v) => v.name === tmp?.name)?.emptyDir).toBeDefined();
+      }
+    }
+  });
+
+  test('every rollout replaces pods without losing capacity', () => {
+    for (const { obj } of workloads(objs())) {
+      if (obj.kind === 'Deployment') expect({ name: obj.metadata.name, strategy: obj.spec.strategy }).toMatchObject({ strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } } });
+      else expect(obj.spec.strategy.canary.maxUnavailable).toBe(0);
+    }
+  });
+
+  test('the grace period outlasts the shutdown delay plus the drain timeout, and no preStop hook adds to it unseen', () => {
+    for (const { obj, pod } of workloads(objs())) {
+      const main = pod.containers[0];
+      const { env } = configEnv(objs(), main);
+      const delay = Number(env.SHUTDOWN_DELAY_MS ?? 5000);
+      const timeout = Number(env.SHUTDOWN_TIMEOUT_MS ?? 20000);
+
+      expect({ name: obj.metadata.name, preStop: main.lifecycle?.preStop }).toEqual({ name: obj.metadata.name, preStop: undefined });
+      // Closing Redis, Kafka and the pool after the drain needs a few seconds of its own.
+      expect((pod.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThanOrEqual(delay + timeout + 5000);
+    }
+  });
+
+  test('data services migrate in an init container with the app image, and do not migrate again at start-up', () => {
+    for (const { obj, app, pod } of workloads(objs())) {
+      const init = pod.initContainers ?? [];
+      if (!APPS[app].database) {
+        expect(init).toEqual([]);
+        continue;
+      }
+      expect({ name: obj.metadata.name, init: init.map((c) => ({ image: c.image, args: c.args })) }).toEqual({
+        name: obj.metadata.name,
+        init: [{ image: pod.containers[0].image, args: ['node', 'main.js', 'migrate', 'up'] }],
+      });
+      expect(configEnv(objs(), init[0]).env).toEqual(configEnv(objs(), pod.containers[0]).env);
+      expect(configEnv(objs(), pod.containers[0]).env.MIGRATE_ON_START).toBe('false');
+    }
+  });
+
+  test('every workload has a PodDisruptionBudget and an autoscaler on CPU and memory', () => {
+    const rollouts = ofKind(objs(), 'Rollout');
+    for (const { obj, labels } of workloads(objs())) {
+      const managedBy = rollouts.find((r) => r.spec.workloadRef?.name === obj.metadata.name);
+      const owner = managedBy ?? obj;
+      const hpa = ofKind(objs(), 'HorizontalPodAutoscaler').find((h) => h.spec.scaleTargetRef.kind === owner.kind && h.spec.scaleTargetRef.name === owner.metadata.name);
+      const pdbs = ofKind(objs(), 'PodDisruptionBudget').filter((p) => matches(p.spec.selector.matchLabels, labels));
+
+      expect({ workload: obj.metadata.name, pdbs: pdbs.length }).toEqual({ workload: obj.metadata.name, pdbs: 1 });
+      if (obj.kind === 'Rollout' || !managedBy) {
+        expect({ workload: owner.metadata.name, hpa: hpa?.spec.scaleTargetRef.apiVersion }).toEqual({
+          workload: owner.metadata.name,
+          hpa: owner.kind === 'Rollout' ? 'argoproj.io/v1alpha1' : 'apps/v1',
+        });
+        expect(hpa!.spec.metrics.map((m: { resource: { name: string } }) => m.resource.name).sort()).toEqual(['cpu', 'memory']);
+      }
+    }
+  });
+
+  test('every Service selects the pods of a workload and targets a port they expose', () => {
+    const ws = workloads(objs());
+    for (const svc of ofKind(objs(), 'Service')) {
+      const selected = ws.filter((w) => matches(svc.spec.selector, w.labels));
+      expect({ service: svc.metadata.name, selects: selected.length > 0 }).toEqual({ service: svc.metadata.name, selects: true });
+      for (const port of svc.spec.ports) {
+        expect(selected.every((w) => w.pod.containers[0].ports!.some((p) => p.name === port.targetPort || p.containerPort === port.targetPort))).toBe(true);
+      }
+    }
+  });
+
+  test('each app gets the service accounts, ConfigMaps and Secrets it names, and Secret keys are templated in Git without values', () => {
+    for (const { obj, pod } of workloads(objs())) {
+      const sa = named(objs(), 'ServiceAccount', pod.serviceAccountName!);
+      expect({ workload: obj.metadata.name, automount: sa?.automountServiceAccountToken }).toEqual({
+        workload: obj.metadata.name,
+        automount: false,
+      });
+      const { env, secretNames } = configEnv(objs(), pod.containers[0]);
+      expect(env.missing).toBeUndefined();
+      for (const secret of secretNames) {
+        expect(existsSync(secretTemplate(secret))).toBe(true);
+        expect(envFileKeys(secretTemplate(secret)).length).toBeGreaterThan(0);
+      }
+    }
+    // Secrets are created outside Git (README): the rendered output holds none.
+    expect(ofKind(objs(), 'Secret')).toEqual([]);
+    for (const file of filesUnder(path.join(k8sDir, 'secrets'), (n) => n.endsWith('.env.example'))) {
+      expect({ file, values: readFileSync(file, 'utf8').split('\n').filter((l) => /^[A-Z_]+=.+/.test(l)) }).toEqual({ file, values: [] });
+    }
+  });
+
+  test('every ConfigMap key an app reads exists in its config schema, and ConfigMap plus Secret keys make a valid configuration', () => {
+    for (const { app, schema, vars } of configs) {
+      const known = new Set(vars.map((v) => v.variable));
+      for (const { obj, pod } of workloads(objs()).filter((w) => w.app === app)) {
+        const { env, secretNames } = configEnv(objs(), pod.containers[0]);
+        const secretKeys = secretNames.flatMap((s) => envFileKeys(secretTemplate(s)));
+        const where = `${obj.kind}/${obj.metadata.name}`;
+
+        expect({ where, unknownKeys: [...Object.keys(env), ...secretKeys].filter((k) => !known.has(k)) }).toEqual({ where, unknownKeys: [] });
+        const missing = vars.filter((v) => v.required && !(v.variable in env) && !secretKeys.includes(v.variable)).map((v) => v.variable);
+        expect({ where, missingRequired: missing }).toEqual({ where, missingRequired: [] });
+        const standIns = Object.fromEntries(secretKeys.map((k) => [k, SECRET_STAND_INS[k] ?? 'stand-in-value-0123456789']));
+        expect({ where, configError: configError(schema, { ...standIns, ...env }) }).toEqual({ where, configError: '' });
+        expect({ where, port: Number(env.PORT) }).toEqual({ where, port: vars.find((v) => v.variable === 'PORT')!.default });
+      }
+    }
+  });
+
+  test('the Ingress terminates TLS for every host, rate-limits, and routes only to the gateway', () => {
+    const ingresses = ofKind(objs(), 'Ingress');
+    expect(ingresses).toHaveLength(1);
+    const [ingress] = ingresses;
+    const tlsHosts = ingress.spec.tls.flatMap((t: { hosts: string[] }) => t.hosts);
+    const rules = ingress.spec.rules as { host: string; http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] } }[];
+
+    expect(rules.every((r) => tlsHosts.includes(r.host))).toBe(true);
+    expect(new Set(rules.flatMap((r) => r.http.paths.map((p) => p.backend.service.name)))).toEqual(new Set(['api-gateway']));
+    expect(ingress.metadata.annotations).toMatchObject({
+      'nginx.ingress.kubernetes.io/limit-rps': expect.stringMatching(/^\d+$/),
+      'nginx.ingress.kubernetes.io/limit-connections': expect.stringMatching(/^\d+$/),
+      'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true',
+    });
+  });
+
+  test('network policies deny by default and allow exactly the real edges between apps', () => {
+    const policies = ofKind(objs(), 'NetworkPolicy');
+    const ws = workloads(objs());
+    const podLabels = (app: AppName) => ws.find((w) => w.app === app)!.labels;
+    const selecting = (labels: Record<string, string>, type: 'Ingress' | 'Egress') =>
+      policies.filter((p) => p.spec.policyTypes.includes(type) && selects(p.spec.podSelector, labels));
+    const portOk = (ports: { port: number | string }[] | undefined, app: AppName) => !ports || ports.some((p) => p.port === APPS[app].port || p.port === 'http');
+    const allowed = (from: AppName, to: AppName) =>
+      selecting(podLabels(from), 'Egress').some((p) =>
+        (p.spec.egress ?? []).some((r: Rule) => (r.to ?? []).some((peer) => !peer.namespaceSelector && !peer.ipBlock && selects(peer.podSelector, podLabels(to))) && portOk(r.ports, to)),
+      ) &&
+      selecting(podLabels(to), 'Ingress').some((p) =>
+        (p.spec.ingress ?? []).some((r: Rule) => (r.from ?? []).some((peer) => !peer.namespaceSelector && !peer.ipBlock && selects(peer.podSelector, podLabels(from))) && portOk(r.ports, to)),
+      );
+
+    const defaultDeny = named(objs(), 'NetworkPolicy', 'default-deny-all')!;
+    expect(defaultDeny.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    const actual = APP_NAMES.flatMap((from) => APP_NAMES.filter((to) => from !== to && allowed(from, to)).map((to) => `${from} -> ${to}`));
+    const expected = APP_NAMES.flatMap((from) => CALLS[from].map((to) => `${from} -> ${to}`));
+    expect(actual.sort()).toEqual(expected.sort());
+
+    // From outside the namespace: the ingress controller reaches only the gateway, Prometheus reaches every app.
+    const fromNamespace = (app: AppName, namespace: string) =>
+      selecting(podLabels(app), 'Ingress').some((p) =>
+        (p.spec.ingress ?? []).some((r: Rule) => (r.from ?? []).some((peer) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === namespace)),
+      );
+    expect(APP_NAMES.filter((app) => fromNamespace(app, 'ingress-nginx'))).toEqual(['api-gateway']);
+    expect(APP_NAMES.filter((app) => fromNamespace(app, 'monitoring'))).toEqual(APP_NAMES);
+
+    // Egress beyond the namespace: DNS for all, data stores by port.
+    const egressPorts = (app: AppName) =>
+      selecting(podLabels(app), 'Egress').flatMap((p) => (p.spec.egress ?? []).filter((r: Rule) => (r.to ?? []).some((peer) => peer.ipBlock || peer.namespaceSelector)).flatMap((r: Rule) => r.ports!.map((x) => x.port)));
+    for (const app of APP_NAMES) {
+      expect({ app, ports: new Set(egressPorts(app)) }).toEqual({ app, ports: new Set(APPS[app].database ? [53, 5432, 6379, 9092] : [53, 6379]) });
+    }
+  });
+
+  test('Prometheus scrapes every app Service, and the alert rules cover errors, latency and sagas', () => {
+    const [monitor] = ofKind(objs(), 'ServiceMonitor');
+    const scraped = ofKind(objs(), 'Service').filter((s) => matches(monitor.spec.selector.matchLabels, s.metadata.labels ?? {}));
+    const alerts = ofKind(objs(), 'PrometheusRule').flatMap((r) => r.spec.groups.flatMap((g: { rules: { alert?: string }[] }) => g.rules.map((x) => x.alert)));
+
+    expect(new Set(scraped.map((s) => s.metadata.name))).toEqual(new Set([...APP_NAMES, ...(named(objs(), 'Service', 'api-gateway-preview') ? ['api-gateway-preview'] : [])]));
+    expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'http', path: '/metrics' })]);
+    expect(alerts).toEqual(expect.arrayContaining(['HighErrorRatio', 'HighP99Latency', 'SagaFailures', 'EventConsumerLag']));
+  });
+
+  test('blue-green: the green Deployment is the blue one but for name, colour and image, and the Service picks one colour', () => {
+    const blue = named(objs(), 'Deployment', 'api-gateway')!;
+    const green = named(objs(), 'Deployment', 'api-gateway-green')!;
+    const normalise = (d: K8sObject) => {
+      const copy = structuredClone(d);
+      copy.metadata.name = '';
+      for (const labels of [copy.metadata.labels!, copy.spec.selector.matchLabels, copy.spec.template.metadata.labels]) delete labels.version;
+      for (const c of copy.spec.template.spec.containers) c.image = '';
+      return copy;
+    };
+
+    expect(normalise(green)).toEqual(normalise(blue));
+    expect([blue.spec.template.metadata.labels.version, green.spec.template.metadata.labels.version]).toEqual(['blue', 'green']);
+    expect(named(objs(), 'Service', 'api-gateway')!.spec.selector.version).toMatch(/^(blue|green)$/);
+    expect(named(objs(), 'Service', 'api-gateway-preview')!.spec.selector.version).toBe('green');
+  });
+
+  test('progressive delivery: every back-end Rollout is analysed on error ratio and p99 latency', () => {
+    const rollouts = ofKind(objs(), 'Rollout');
+    const template = named(objs(), 'AnalysisTemplate', 'http-slo')!;
+    const queries = template.spec.metrics.map((m: { provider: { prometheus: { query: string } } }) => m.provider.prometheus.query).join('\n');
+
+    expect(rollouts.map((r) => r.metadata.name).sort()).toEqual(APP_NAMES.filter((a) => a !== 'api-gateway').sort());
+    for (const r of rollouts) expect(r.spec.strategy.canary.analysis.templates).toEqual([{ templateName: 'http-slo' }]);
+    expect(queries).toContain('http_requests_total');
+    expect(queries).toContain('http_request_duration_seconds_bucket');
+  });
+});
+
+describe('Argo CD', () => {
+  const files = filesUnder(path.join(workspaceRoot, 'infrastructure/argocd'), (n) => n.endsWith('.yaml'));
+  const apps = files.flatMap((f) => parseManifests(readFileSync(f, 'utf8')));
+
+  test('there is one Application per deployed overlay, each valid and syncing automatically with prune, self-heal and backoff', () => {
+    for (const file of files) expect({ file, errors: validateManifests(readFileSync(file, 'utf8')) }).toEqual({ file, errors: [] });
+    expect(apps.map((a) => a.spec.source.path).sort()).toEqual(Object.keys(OVERLAYS).map((o) => `infrastructure/kubernetes/overlays/${o}`).sort());
+    for (const app of apps) {
+      expect(app.spec.syncPolicy).toMatchObject({ automated: { prune: true, selfHeal: true }, retry: { limit: expect.any(Number), backoff: { duration: expect.any(String), factor: 2 } } });
+      const overlay = app.spec.source.path.replace('infrastructure/kubernetes/overlays/', '');
+      expect(app.spec.destination.namespace).toBe(OVERLAYS[overlay].namespace);
+      expect(app.spec.source.targetRevision).toBe(overlay === 'staging' ? 'develop' : 'main');
+    }
+  });
+});
+
+interface Peer {
+  podSelector?: Selector;
+  namespaceSelector?: Selector;
+  ipBlock?: { cidr: string };
+}
+interface Rule {
+  to?: Peer[];
+  from?: Peer[];
+  ports?: { port: number | string }[];
+}
+interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+/** Label selector semantics: empty selects all; matchLabels and In/NotIn/Exists expressions. */
+function selects(selector: Selector | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return false;
+  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpressions = (selector.matchExpressions ?? []).every((e) => {
+    if (e.operator === 'In') return e.values!.includes(labels[e.key]);
+    if (e.operator === 'NotIn') return !e.values!.includes(labels[e.key]);
+    if (e.operator === 'Exists') return e.key in labels;
+    return !(e.key in labels);
+  });
+  return byLabels && byExpressions;
+}

@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { type Admin, type ITopicConfig, Kafka, type LogEntry, Partitioners, type Producer, logLevel } from 'kafkajs';
+import type { Logger } from '@cloudretail/logging';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type DeadLetterRecord, type SubscribeOptions, type Subscription, type Transport, aggregateIdOf, deliver, dlqTopic, toDeadLetter } from './transport';
+
+export interface KafkaTransportOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+  /** Idempotent producer (no duplicates from producer retries). Off only for brokers that lack it (the test mock cluster). */
+  idempotent?: boolean;
+  /** Create topics with the admin API before use. Off where the broker auto-creates them (the test mock cluster). */
+  createTopics?: boolean;
+  /** Consumer session timeout: how soon a dead consumer's partitions move to another. */
+  sessionTimeoutMs?: number;
+  maxAttempts?: number;
+  retryBackoffMs?: number;
+}
+
+/** kafkajs logs through the service logger, so its lines are JSON like every other. */
+const pinoLogCreator = (logger: Logger) => () => ({ namespace, level, log }: LogEntry) => {
+  const { message, timestamp: _timestamp, logger: _logger, ...extra } = log; // pino adds its own time
+  const method = level === logLevel.ERROR ? 'error' : level === logLevel.WARN ? 'warn' : level === logLevel.INFO ? 'info' : 'debug';
+  logger[method]({ kafkajs: namespace, ...extra }, message);
+};
+
+/** Connects on first use and again after a failed attempt. */
+function lazy(connect: () => Promise<void>) {
+  let connecting: Promise<void> | undefined;
+  return {
+    ready: () => (connecting ??= connect().catch((error) => ((connecting = undefined), Promise.reject(error)))),
+    reset: () => (connecting = undefined),
+  };
+}
+
+/**
+ * Kafka transport: one topic per domain, message key = aggregateId (so one aggregate stays on
+ * one partition and in order), one consumer group per subscriber group, offsets committed only
+ * after the handler (or the dead-letter write) succeeded.
+ */
+export function createKafkaTransport({
+  brokers,
+  clientId,
+  logger,
+  idempotent = true,
+  createTopics = true,
+  sessionTimeoutMs = 10_000,
+  maxAttempts: defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
+  retryBackoffMs: defaultBackoffMs = DEFAULT_RETRY_BACKOFF_MS,
+}: KafkaTransportOptions): Transport {
+  const kafka = new Kafka({ clientId, brokers, logLevel: logLevel.WARN, logCreator: pinoLogCreator(logger), retry: { retries: 5 } });
+  const producer: Producer = kafka.producer({
+    idempotent,
+    ...(idempotent ? { maxInFlightRequests: 1 } : {}),
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 5 }, // bounded, so a publish to a dead cluster fails and the outbox relay retries later
+  });
+  const admin: Admin = kafka.admin();
+  const producerConnection = lazy(() => producer.connect());
+  const adminConnection = lazy(() => admin.connect());
+  producer.on(producer.events.DISCONNECT, producerConnection.reset);
+  admin.on(admin.events.DISCONNECT, adminConnection.reset);
+  const subscriptions = new Set<Subscription>();
+
+  async function ensureTopics(topics: ITopicConfig[]) {
+    await adminConnection.ready();
+    await admin.createTopics({ topics, waitForLeaders: true }); // resolves false when they already exist
+  }
+
+  async function send(topic: string, messages: { key: string | null; value: string | null; headers?: Record<string, string> }[]) {
+    await producerConnection.ready();
+    await producer.send({ topic, acks: -1, messages });
+  }
+
+  const sendDeadLetter = (group: string, record: DeadLetterRecord) => send(dlqTopic(group), [{ key: randomUUID(), value: JSON.stringify(record) }]);
+
+  async function subscribe({ group, topics, handle, maxAttempts = defaultMaxAttempts, retryBackoffMs = defaultBackoffMs }: SubscribeOptions): Promise<Subscription> {
+    // The DLQ is compacted: a replay writes a tombstone for the dead letter's key.
+    if (createTopics) await ensureTopics([...topics.map((topic) => ({ topic })), { topic: dlqTopic(group), configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }]);
+    const consumer = kafka.consumer({ groupId: group, sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.floor(sessionTimeoutMs / 5), maxWaitTimeInMs: 1_000 });
+    const controller = new AbortController();
+    const { signal } = controller;
+    const joined = new Promise<void>((resolve, reject) => {
+      consumer.on(consumer.events.GROUP_JOIN, () => resolve());
+      consumer.on(consumer.events.CRASH, (event) => {
+        logger.error({ err: event.payload.error, group, restart: event.payload.restart }, 'kafka consumer crashed');
+        reject(event.payload.error);
+      });
+    });
+    joined.catch(() => undefined); // awaited below; a crash before that point is not "unhandled"
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics, fromBeginning: true }); // a new group reads what was published before it existed
+      await consumer.run({
+        autoCommit: false,
+        // One message at a time per partition (kafkajs default), so per-aggregate order holds.
+        eachMessage: async ({ topic, partition, message }) => {
+          if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
+          const ack = await deliver({
+            raw: message.value?.toString() ?? '',
+            topic,
+            handle,
+            maxAttempts,
+            retryBackoffMs,
+            signal,
+            logger,
+            deadLetter: (record) => sendDeadLetter(group, record),
+          });
+          if (ack) await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+        },
+      });
+      await joined;
+    } catch (error) {
+      await consumer.disconnect().catch(() => undefined);
+      throw error;
+    }
+    const subscription: Subscription = {
+      async stop() {
+        controller.abort();
+        await consumer.disconnect(); // waits for the message in hand, then leaves the group
+        subscriptions.delete(subscription);
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Every message of a topic, read with a throwaway group up to the current end of each partition. */
+  async function readTopic(topic: string): Promise<{ key: string; value: string | null }[]> {
+    await adminConnection.ready();
+    const offsets = await admin.fetchTopicOffsets(topic).catch((error: { type?: string }) => {
+      if (error.type === 'UNKNOWN_TOPIC_OR_PARTITION') return []; // no dead letter was ever written
+      throw error;
+    });
+    const ends = new Map<number, bigint>();
+    for (const { partition, high, low } of offsets) if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high) - 1n);
+    if (!ends.size) return [];
+    const groupId = `${clientId}.reader.${randomUUID()}`;
+    const reader = kafka.consumer({ groupId, sessionTimeout: sessionTimeoutMs, maxWaitTimeInMs: 500 });
+    const messages: { key: string; value: string | null }[] = [];
+    try {
+      await reader.connect();
+      await reader.subscribe({ topics: [topic], fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        reader.on(reader.events.CRASH, (event) => reject(event.payload.error));
+        reader
+          .run({
+            autoCommit: false,
+            eachMessage: async ({ partition, message }) => {
+              messages.push({ key: message.key?.toString() ?? '', value: message.value?.toString() ?? null });
+              if (BigInt(message.offset) >= (ends.get(partition) ?? -1n)) ends.delete(partition);
+              if (!ends.size) resolve();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await reader.disconnect();
+      await admin.deleteGroups([groupId]).catch(() => undefined);
+    }
+    return messages;
+  }
+
+  /** The DLQ as a compacted log: the last value per dead-letter id wins, a tombstone removes it. */
+  async function deadLetters(group: string): Promise<Map<string, DeadLetterRecord>> {
+    const letters = new Map<string, DeadLetterRecord>();
+    for (const { key, value } of await readTopic(dlqTopic(group))) {
+      if (value === null) letters.delete(key);
+      else letters.set(key, JSON.parse(value) as DeadLetterRecord);
+    }
+    return letters;
+  }
+
+  return {
+    kind: 'kafka',
+    provision: (topics) => ensureTopics(topics.map((topic) => ({ topic }))),
+    async publish(topic, events) {
+      if (!events.length) return;
+      await send(
+        topic,
+        events.map((event) => ({ key: event.aggregateId, value: JSON.stringify(event), headers: { type: event.type } })),
+      );
+    },
+    subscribe,
+    async check() {
+      await adminConnection.ready();
+      await admin.describeCluster();
+    },
+    async listDeadLetters(group) {
+      const letters = [...(await deadLetters(group))].map(([id, record]) => toDeadLetter(id, group, record));
+      return letters.sort((a, b) => a.failedAt.localeCompare(b.failedAt));
+    },
+    async replayDeadLetter(group, id) {
+      const record = (await deadLetters(group)).get(id);
+      if (!record) return false;
+      await send(record.topic, [{ key: aggregateIdOf(record.raw) ?? null, value: record.raw }]);
+      await send(dlqTopic(group), [{ key: id, value: null }]);
+      return true;
+    },
+    async close() {
+      await Promise.all([...subscriptions].map((s) => s.stop()));
+      await Promise.all([producer.disconnect(), admin.disconnect()]);
+    },
+  };
+}

@@ -1,0 +1,165 @@
+import { Client } from 'pg';
+import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import { OUTBOX_CHANNEL } from './outbox';
+import type { Logger } from '@cloudretail/logging';
+import type { EventEnvelope } from './envelope';
+import type { Transport } from './transport';
+
+export interface OutboxRelayOptions {
+  sequelize: Sequelize;
+  transport: Transport;
+  logger: Logger;
+  /** Pause between rounds when the outbox is empty. */
+  pollMs?: number;
+  /** Rows claimed per round. */
+  batchSize?: number;
+  /** Ceiling of the backoff after failed rounds. */
+  maxBackoffMs?: number;
+}
+
+export interface RelayRound {
+  published: number;
+  /** True when the round stopped at a row the transport refused (it stays pending). */
+  failed: boolean;
+  /** True when there may be more rows to publish right away. */
+  more: boolean;
+}
+
+export interface OutboxRelay {
+  /** One round: claim pending rows, publish them in order, mark them published. */
+  runOnce(): Promise<RelayRound>;
+  /** Stops polling and waits for a round in progress. */
+  stop(): Promise<void>;
+}
+
+interface Row {
+  id: string;
+  topic: string;
+  aggregate_id: string;
+  envelope: EventEnvelope;
+}
+
+/**
+ * Publishes outbox rows to the transport. Rows are claimed in `seq` order with
+ * `FOR UPDATE SKIP LOCKED`, so replicas share the work without publishing a row twice. Delivery is
+ * at least once (a crash after publishing and before marking republishes); consumers dedupe with
+ * {@link handleOnce}.
+ */
+export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, batchSize = 100, maxBackoffMs = 30_000 }: OutboxRelayOptions): OutboxRelay {
+  const query = <T extends object>(sql: string, bind: unknown[], transaction: Transaction) => sequelize.query<T>(sql, { bind, transaction, type: QueryTypes.SELECT });
+  const exec = (sql: string, bind: unknown[], transaction: Transaction) => sequelize.query(sql, { bind, transaction });
+
+  async function claim(transaction: Transaction): Promise<Row[]> {
+    const rows = await query<Row>(
+      'SELECT id, topic, aggregate_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED',
+      [batchSize],
+      transaction,
+    );
+    if (!rows.length) return rows;
+    // A pending row of the same aggregate that we did not get is held by another relay (it is
+    // earlier in seq order): leave that aggregate to it, or its events could overtake each other.
+    const busy = await query<{ aggregate_id: string }>(
+      'SELECT DISTINCT aggregate_id FROM outbox WHERE published_at IS NULL AND aggregate_id = ANY($1) AND NOT (id = ANY($2)) AND seq < (SELECT max(seq) FROM outbox WHERE id = ANY($2))',
+      [[...new Set(rows.map((r) => r.aggregate_id))], rows.map((r) => r.id)],
+      transaction,
+    );
+    const skip = new Set(busy.map((r) => r.aggregate_id));
+    return rows.filter((r) => !skip.has(r.aggregate_id));
+  }
+
+  async function runOnce(): Promise<RelayRound> {
+    return sequelize.transaction(async (transaction) => {
+      const claimed = await claim(transaction);
+      let published = 0;
+      // Consecutive rows of one topic go out in one publish call, in seq order.
+      while (published < claimed.length) {
+        const topic = claimed[published].topic;
+        let end = published;
+        while (end < claimed.length && claimed[end].topic === topic) end += 1;
+        const run = claimed.slice(published, end);
+        try {
+          await transport.publish(topic, run.map((r) => r.envelope));
+        } catch (error) {
+          // Stop at the first failure: a later row of the same aggregate must not go out first.
+          logger.warn({ err: error, topic, pending: claimed.length - published }, 'outbox publish failed; will retry');
+          await exec('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)', [run.map((r) => r.id), String((error as Error).message ?? error)], transaction);
+          break;
+        }
+        await exec('UPDATE outbox SET published_at = now() WHERE id = ANY($1)', [run.map((r) => r.id)], transaction);
+        published = end;
+      }
+      const failed = published < claimed.length;
+      return { published, failed, more: !failed && claimed.length > 0 };
+    });
+  }
+
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<unknown> = Promise.resolve();
+  let failures = 0;
+  let running = false;
+  let woken = false;
+
+  // `enqueue` NOTIFYs inside the writer's transaction, so the notification arrives exactly when the
+  // events are committed: the relay publishes at once instead of waiting for the next poll.
+  let listener: Client | undefined;
+  async function listen() {
+    if (stopped || listener) return;
+    const { host, port, database, username, password } = sequelize.config;
+    const client = new Client({ host, port: Number(port), database, user: username, password: password ?? undefined, connectionTimeoutMillis: 5_000 });
+    listener = client;
+    client.on('notification', wake);
+    client.on('error', (error) => {
+      logger.warn({ err: error }, 'outbox listener lost; polling until it reconnects');
+      if (listener === client) listener = undefined;
+      client.end().catch(() => undefined);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+    } catch (error) {
+      if (listener === client) listener = undefined;
+      client.end().catch(() => undefined);
+      logger.warn({ err: error }, 'outbox listener could not connect; polling');
+    }
+  }
+
+  function wake() {
+    if (stopped) return;
+    if (running) woken = true;
+    else {
+      clearTimeout(timer);
+      schedule(0);
+    }
+  }
+
+  function schedule(delayMs: number) {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = true;
+      woken = false;
+      if (!listener) void listen();
+      current = runOnce()
+        .catch((error) => {
+          logger.error({ err: error }, 'outbox relay round failed'); // database down: same backoff
+          return { failed: true, more: false };
+        })
+        .then(({ failed, more }) => {
+          running = false;
+          failures = failed ? failures + 1 : 0;
+          schedule(failed ? Math.min(pollMs * 2 ** failures, maxBackoffMs) : more || woken ? 0 : pollMs);
+        });
+    }, delayMs);
+  }
+  schedule(0);
+
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+      await listener?.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,30 @@
+import { ConfigError, loadConfig, z } from '@cloudretail/config';
+import { createTransport, eventsConfig } from '../src';
+import { logger } from './support';
+
+const schema = z.object(eventsConfig);
+
+describe('events config', () => {
+  it('when nothing is set, then the defaults select Redis with five attempts', () => {
+    const config = loadConfig(schema, {});
+
+    expect(config).toMatchObject({ EVENT_TRANSPORT: 'redis', EVENT_MAX_ATTEMPTS: 5, KAFKA_IDEMPOTENT: true, OUTBOX_POLL_MS: 500 });
+  });
+
+  it('when kafka is chosen, then KAFKA_BROKERS is split into a list', () => {
+    const config = loadConfig(schema, { EVENT_TRANSPORT: 'kafka', KAFKA_BROKERS: 'kafka-0:9092, kafka-1:9092', KAFKA_IDEMPOTENT: 'false' });
+
+    expect(config).toMatchObject({ KAFKA_BROKERS: ['kafka-0:9092', 'kafka-1:9092'], KAFKA_IDEMPOTENT: false });
+  });
+
+  it('when kafka is chosen without brokers, then createTransport fails naming KAFKA_BROKERS', () => {
+    const config = loadConfig(schema, { EVENT_TRANSPORT: 'kafka' });
+
+    expect(() => createTransport(config, logger)).toThrow(ConfigError);
+    expect(() => createTransport(config, logger)).toThrow(/KAFKA_BROKERS: is required when EVENT_TRANSPORT=kafka/);
+  });
+
+  it('when the transport name is unknown, then loading fails naming EVENT_TRANSPORT', () => {
+    expect(() => loadConfig(schema, { EVENT_TRANSPORT: 'rabbitmq' })).toThrow(/EVENT_TRANSPORT/);
+  });
+});

@@ -1,0 +1,31 @@
+import { Kafka, Partitioners, type Producer, logLevel } from 'kafkajs';
+import { createKafkaTransport } from '../src';
+import { type KafkaMock, startKafkaMock } from './kafka-mock';
+import { logger } from './support';
+import { transportContract } from './transport-contract';
+
+// Every consumer group join on the mock cluster takes about three seconds.
+jest.setTimeout(60_000);
+
+let mock: KafkaMock;
+let raw: Producer;
+beforeAll(async () => {
+  mock = await startKafkaMock();
+  raw = new Kafka({ clientId: 'raw', brokers: mock.brokers, logLevel: logLevel.NOTHING }).producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await raw.connect();
+});
+afterAll(async () => {
+  await raw?.disconnect();
+  await mock?.stop();
+});
+
+describe('kafka transport contract (librdkafka mock cluster)', () => {
+  transportContract(() => ({
+    // The mock has no controller (no createTopics) and no idempotent producer: it auto-creates topics.
+    create: () => createKafkaTransport({ brokers: mock.brokers, clientId: 'events-test', logger, idempotent: false, createTopics: false, sessionTimeoutMs: 6_000 }),
+    publishRaw: async (topic, key, value) => {
+      await raw.send({ topic, messages: [{ key, value }] });
+    },
+    cleanup: async () => undefined, // topics vanish with the mock cluster
+  }));
+});

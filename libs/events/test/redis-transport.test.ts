@@ -1,0 +1,104 @@
+import Redis from 'ioredis';
+import { TEST_REDIS_URL } from '@cloudretail/testing';
+import { type Transport, createRedisTransport, dlqTopic, streamKey } from '../src';
+import { eventually, logger, stockEvent, uniqueName } from './support';
+import { transportContract } from './transport-contract';
+
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(TEST_REDIS_URL);
+});
+afterAll(async () => {
+  await redis.quit();
+});
+
+const create = (options: { claimIdleMs?: number; maxLen?: number } = {}) => createRedisTransport({ url: TEST_REDIS_URL, logger, blockMs: 500, ...options });
+const cleanup = async ({ topics, groups }: { topics: string[]; groups: string[] }) => {
+  const keys = [...topics, ...groups.map(dlqTopic)].map(streamKey);
+  if (keys.length) await redis.del(...keys);
+};
+
+describe('redis transport contract', () => {
+  transportContract(() => ({
+    create,
+    publishRaw: async (topic, _key, value) => {
+      await redis.xadd(streamKey(topic), '*', 'envelope', value);
+    },
+    cleanup,
+  }));
+});
+
+describe('redis transport (redis only)', () => {
+  const transports: Transport[] = [];
+  const names = { topics: [] as string[], groups: [] as string[] };
+  afterAll(async () => {
+    await Promise.all(transports.map((t) => t.close()));
+    await cleanup(names);
+  });
+  const track = (transport: Transport) => (transports.push(transport), transport);
+  const name = (kind: 'topics' | 'groups') => {
+    const value = uniqueName(kind);
+    names[kind].push(value);
+    return value;
+  };
+
+  it('(redis only) when a consumer dies with a message pending, then another consumer of the group reclaims it after the idle time (XAUTOCLAIM)', async () => {
+    // Arrange: "dead" takes the message and never acknowledges it
+    const [topic, group] = [name('topics'), name('groups')];
+    let deadCalls = 0;
+    const dead = await track(create()).subscribe({
+      group,
+      topics: [topic],
+      consumerName: 'dead',
+      maxAttempts: 1_000,
+      retryBackoffMs: 50,
+      handle: async () => {
+        deadCalls += 1;
+        throw new Error('hangs');
+      },
+    });
+    const event = stockEvent();
+    await track(create()).publish(topic, [event]);
+    await eventually(() => expect(deadCalls).toBeGreaterThan(0));
+    await dead.stop();
+
+    // Act: a live consumer with a short idle threshold
+    const handled: string[] = [];
+    await track(create({ claimIdleMs: 300 })).subscribe({ group, topics: [topic], consumerName: 'alive', handle: async (e) => void handled.push(e.id) });
+
+    // Assert
+    await eventually(() => expect(handled).toEqual([event.id]));
+    await eventually(async () => expect(await redis.xpending(streamKey(topic), group)).toEqual([0, null, null, null]));
+  });
+
+  it('(redis only) when topics are provisioned before any consumer exists, then a new group still reads what was published before it subscribed', async () => {
+    const [topic, group] = [name('topics'), name('groups')];
+    const bus = track(create());
+    await bus.provision([topic]);
+    const early = stockEvent();
+    await bus.publish(topic, [early]);
+
+    const handled: string[] = [];
+    await bus.subscribe({ group, topics: [topic], handle: async (e) => void handled.push(e.id) });
+
+    await eventually(() => expect(handled).toEqual([early.id]));
+  });
+
+  it('(redis only) when a stream outgrows maxLen, then it is trimmed to about that size', async () => {
+    const topic = name('topics');
+    const bus = track(create({ maxLen: 100 }));
+
+    for (let i = 0; i < 10; i++) await bus.publish(topic, Array.from({ length: 100 }, () => stockEvent()));
+
+    const length = await redis.xlen(streamKey(topic));
+    expect(length).toBeGreaterThanOrEqual(100);
+    expect(length).toBeLessThan(300); // "~" trims whole stream nodes, so a little over the cap
+  });
+
+  it('(redis only) when redis is unreachable, then check() and publish() reject instead of hanging', async () => {
+    const bus = track(createRedisTransport({ url: 'redis://127.0.0.1:1', logger }));
+
+    await expect(bus.check()).rejects.toThrow();
+    await expect(bus.publish(name('topics'), [stockEvent()])).rejects.toThrow();
+  });
+});

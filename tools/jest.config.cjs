@@ -1,0 +1,5 @@
+const preset = require('../jest.preset.cjs');
+const { pathsToModuleNameMapper } = require('ts-jest');
+const { compilerOptions } = require('../tsconfig.base.json');
+
+module.exports = { ...preset, displayName: 'tools', rootDir: __dirname, moduleNameMapper: pathsToModuleNameMapper(compilerOptions.paths, { prefix: '<rootDir>/../' }) };
