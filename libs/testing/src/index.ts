@@ -45,6 +45,10 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     REDIS_URL: TEST_REDIS_URL,
     JWT_SECRET: TEST_JWT_SECRET,
     SHUTDOWN_DELAY_MS: '0',
+    // Topics of its own, so a test never consumes another test's events; tests that wire several
+    // services together pass one shared prefix in `overrides`.
+    EVENT_TOPIC_PREFIX: `t${randomUUID().slice(0, 8)}.`,
+    OUTBOX_POLL_MS: '100',
     ...overrides,
   };
 }

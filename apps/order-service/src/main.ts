@@ -1,0 +1,51 @@
+import { createAuth } from '@cloudretail/auth';
+import { createApp, finishApp } from '@cloudretail/http';
+import { Counter, Histogram } from '@cloudretail/metrics';
+import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
+import { configSchema } from './config';
+import { migrations } from './data-access/migrations';
+import { orderRepository } from './data-access/order-repository';
+import { productCatalog } from './data-access/product-catalog';
+import { orderLifecycle } from './domain/order-lifecycle';
+import { orderUseCases } from './domain/order-use-cases';
+import { sagaUseCases } from './domain/saga-use-cases';
+import { orderApi } from './entry-points/api/routes';
+import { startSagaConsumer } from './entry-points/messaging/saga-consumer';
+import { startSagaTimeoutSweeper } from './entry-points/scheduler/saga-timeout-sweeper';
+
+export const service: ServiceDefinition<typeof configSchema> = {
+  name: 'order-service',
+  schema: configSchema,
+  migrations,
+  async setup({ config, logger, metrics, sequelize, transport, faults }) {
+    const outcomes = new Counter({ name: 'saga_outcomes_total', help: 'Checkout sagas by outcome', labelNames: ['outcome'] as const, registers: [metrics.registry] });
+    const duration = new Histogram({
+      name: 'saga_duration_seconds',
+      help: 'Time from POST /orders to the first final status, by outcome',
+      labelNames: ['outcome'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [metrics.registry],
+    });
+    const orders = orderRepository(sequelize);
+    const lifecycle = orderLifecycle({
+      sequelize,
+      orders,
+      onOutcome: (outcome, order, firstFinal) => {
+        outcomes.inc({ outcome });
+        if (firstFinal) duration.observe({ outcome }, (Date.parse(order.updatedAt) - Date.parse(order.createdAt)) / 1000);
+      },
+    });
+    const useCases = orderUseCases({ sequelize, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }) });
+    const saga = sagaUseCases({ sequelize, orders, lifecycle, stepTimeoutMs: config.SAGA_STEP_TIMEOUT_MS });
+    const app = createApp({ logger, metrics, faults });
+    orderApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    const consumer = await startSagaConsumer({ transport, sequelize, saga });
+    const sweeper = startSagaTimeoutSweeper({ intervalMs: config.SAGA_SWEEP_INTERVAL_MS, cancelTimedOut: () => saga.cancelTimedOut(), logger });
+    return { app: finishApp(app), closers: [consumer, sweeper] };
+  },
+};
+
+/** Starts the service (tests pass their own environment and port 0). */
+export const start = (env: NodeJS.ProcessEnv = process.env) => startService(service, env);
+
+if (require.main === module) runMain(service);

@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import type { PaymentRecord, PaymentRequest, PaymentStatus } from '../domain/payment';
+
+interface Row {
+  id: string;
+  order_id: string;
+  user_id: string | null;
+  status: PaymentStatus;
+  amount_cents: string | null;
+  currency: string | null;
+  provider: string | null;
+  provider_ref: string | null;
+  decline_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const COLUMNS = 'id, order_id, user_id, status, amount_cents, currency, provider, provider_ref, decline_reason, created_at, updated_at';
+
+const toRecord = (r: Row): PaymentRecord => ({
+  id: r.id,
+  orderId: r.order_id,
+  userId: r.user_id,
+  status: r.status,
+  amountCents: Number(r.amount_cents ?? 0),
+  currency: r.currency ?? '',
+  ...(r.decline_reason ? { declineReason: r.decline_reason } : {}),
+  provider: r.provider,
+  providerRef: r.provider_ref,
+  tombstone: r.amount_cents === null,
+  createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
+});
+
+/** Payments and their status history, as plain records. */
+export function paymentRepository(sequelize: Sequelize) {
+  const select = async (sql: string, bind: unknown[], transaction?: Transaction) =>
+    (await sequelize.query<Row>(sql, { bind, type: QueryTypes.SELECT, transaction })).map(toRecord);
+
+  async function addHistory(paymentId: string, status: PaymentStatus, reason: string | null, transaction: Transaction) {
+    await sequelize.query('INSERT INTO payment_status_history (payment_id, status, reason) VALUES ($1, $2, $3)', { bind: [paymentId, status, reason], transaction });
+  }
+
+  return {
+    /**
+     * Claims the order's one payment as PENDING; resolves with the existing payment instead when
+     * there is one (a concurrent claim of the same order waits on the unique key, then sees it).
+     */
+    async claim(request: PaymentRequest, provider: string, transaction: Transaction): Promise<{ payment: PaymentRecord; claimed: boolean }> {
+      const [inserted] = await select(
+        `INSERT INTO payments (id, order_id, user_id, status, amount_cents, currency, provider)
+         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6) ON CONFLICT (order_id) DO NOTHING RETURNING ${COLUMNS}`,
+        [randomUUID(), request.orderId, request.userId, request.amountCents, request.currency, provider],
+        transaction,
+      );
+      if (inserted) {
+        await addHistory(inserted.id, 'PENDING', null, transaction);
+        return { payment: inserted, claimed: true };
+      }
+      const [existing] = await select(`SELECT ${COLUMNS} FROM payments WHERE order_id = $1`, [request.orderId], transaction);
+      return { payment: existing, claimed: false };
+    },
+
+    /** Records that the order was cancelled before any payment; null when the order already has one. */
+    async insertTombstone(orderId: string, reason: string, transaction: Transaction): Promise<PaymentRecord | null> {
+      const [inserted] = await select(
+        `INSERT INTO payments (id, order_id, status) VALUES ($1, $2, 'CANCELLED') ON CONFLICT (order_id) DO NOTHING RETURNING ${COLUMNS}`,
+        [randomUUID(), orderId],
+        transaction,
+      );
+      if (inserted) await addHistory(inserted.id, 'CANCELLED', reason, transaction);
+      return inserted ?? null;
+    },
+
+    /** The payment, locked until the transaction ends. */
+    async lockById(id: string, transaction: Transaction): Promise<PaymentRecord | null> {
+      return (await select(`SELECT ${COLUMNS} FROM payments WHERE id = $1 FOR UPDATE`, [id], transaction))[0] ?? null;
+    },
+
+    async lockByOrder(orderId: string, transaction: Transaction): Promise<PaymentRecord | null> {
+      return (await select(`SELECT ${COLUMNS} FROM payments WHERE order_id = $1 FOR UPDATE`, [orderId], transaction))[0] ?? null;
+    },
+
+    async findById(id: string): Promise<PaymentRecord | null> {
+      return (await select(`SELECT ${COLUMNS} FROM payments WHERE id = $1`, [id]))[0] ?? null;
+    },
+
+    /** Moves a payment to `status` and writes the history row. */
+    async setStatus(
+      id: string,
+      status: PaymentStatus,
+      { reason = null, providerRef, declineReason }: { reason?: string | null; providerRef?: string; declineReason?: string },
+      transaction: Transaction,
+    ): Promise<PaymentRecord> {
+      const [updated] = await select(
+        `UPDATE payments SET status = $2, provider_ref = COALESCE($3, provider_ref), decline_reason = COALESCE($4, decline_reason), updated_at = now()
+         WHERE id = $1 RETURNING ${COLUMNS}`,
+        [id, status, providerRef ?? null, declineReason ?? null],
+        transaction,
+      );
+      await addHistory(id, status, reason, transaction);
+      return updated;
+    },
+
+    async history(paymentId: string): Promise<{ status: PaymentStatus; reason: string | null; created_at: Date }[]> {
+      return sequelize.query('SELECT status, reason, created_at FROM payment_status_history WHERE payment_id = $1 ORDER BY id', { bind: [paymentId], type: QueryTypes.SELECT });
+    },
+
+    /** Real payments (tombstones are not payments), newest first; `userId` limits them to one owner. */
+    async list({ orderId, userId, page, limit }: { orderId?: string; userId?: string; page: number; limit: number }): Promise<{ items: PaymentRecord[]; total: number }> {
+      const where = ['amount_cents IS NOT NULL'];
+      const bind: unknown[] = [];
+      if (orderId) where.push(`order_id = $${bind.push(orderId)}`);
+      if (userId) where.push(`user_id = $${bind.push(userId)}`);
+      const filter = where.join(' AND ');
+      const [items, [{ total }]] = await Promise.all([
+        select(`SELECT ${COLUMNS} FROM payments WHERE ${filter} ORDER BY created_at DESC, id LIMIT ${limit} OFFSET ${(page - 1) * limit}`, bind),
+        sequelize.query<{ total: string }>(`SELECT count(*) AS total FROM payments WHERE ${filter}`, { bind, type: QueryTypes.SELECT }),
+      ]);
+      return { items, total: Number(total) };
+    },
+  };
+}
+
+export type PaymentRepository = ReturnType<typeof paymentRepository>;

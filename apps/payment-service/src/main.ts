@@ -1,0 +1,35 @@
+import { createAuth } from '@cloudretail/auth';
+import { createApp, finishApp } from '@cloudretail/http';
+import { Counter } from '@cloudretail/metrics';
+import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
+import { configSchema } from './config';
+import { migrations } from './data-access/migrations';
+import { paymentRepository } from './data-access/payment-repository';
+import { createPaymentProvider } from './data-access/payment-providers';
+import { paymentUseCases } from './domain/payment-use-cases';
+import { paymentApi } from './entry-points/api/routes';
+import { startOrderEventsConsumer } from './entry-points/messaging/order-events-consumer';
+
+export const service: ServiceDefinition<typeof configSchema> = {
+  name: 'payment-service',
+  schema: configSchema,
+  migrations,
+  async setup({ config, logger, metrics, sequelize, transport, faults }) {
+    const paymentsTotal = new Counter({ name: 'payments_total', help: 'Payments reaching a status, by status', labelNames: ['status'] as const, registers: [metrics.registry] });
+    const payments = paymentUseCases({
+      sequelize,
+      payments: paymentRepository(sequelize),
+      provider: createPaymentProvider(config.PAYMENT_PROVIDER),
+      onStatus: (status) => paymentsTotal.inc({ status }),
+    });
+    const app = createApp({ logger, metrics, faults });
+    paymentApi(payments, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    const consumer = await startOrderEventsConsumer({ transport, sequelize, payments });
+    return { app: finishApp(app), closers: [consumer] };
+  },
+};
+
+/** Starts the service (tests pass their own environment and port 0). */
+export const start = (env: NodeJS.ProcessEnv = process.env) => startService(service, env);
+
+if (require.main === module) runMain(service);

@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import request from 'supertest';
+import { createAuth } from '@cloudretail/auth';
+import { QueryTypes } from '@cloudretail/db';
+import { type EventEnvelope, type Transport, createEvent, createTransport } from '@cloudretail/events';
+import { createLogger } from '@cloudretail/logging';
+import { TEST_JWT_SECRET, TEST_REDIS_URL, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { paymentRepository } from '../src/data-access/payment-repository';
+import { createSandboxProvider } from '../src/data-access/sandbox-provider';
+import { paymentUseCases } from '../src/domain/payment-use-cases';
+import { start } from '../src/main';
+
+const auth = createAuth({ secret: TEST_JWT_SECRET });
+const tokenOf = (userId: string, role: 'customer' | 'admin' = 'customer') => `Bearer ${auth.sign({ userId, role })}`;
+const adminToken = tokenOf(randomUUID(), 'admin');
+
+const prefix = `t${randomUUID().slice(0, 8)}.`;
+let service: Awaited<ReturnType<typeof start>>;
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let transport: Transport;
+
+beforeAll(async () => {
+  db = await createTestDatabase('payments');
+  service = await start(testEnv(db.url, { EVENT_TOPIC_PREFIX: prefix, OUTBOX_POLL_MS: '50', EVENT_RETRY_BACKOFF_MS: '50' }));
+  transport = createTransport({ EVENT_TRANSPORT: 'redis', REDIS_URL: TEST_REDIS_URL, EVENT_TOPIC_PREFIX: prefix }, createLogger({ name: 'test', level: 'silent' }));
+}, 60_000);
+afterAll(async () => {
+  await transport.close();
+  await service.stop();
+  await db.drop();
+  await deleteStreams();
+});
+
+/** Removes this file's streams (its prefix only) from the shared Redis. */
+async function deleteStreams() {
+  const redis = new Redis(TEST_REDIS_URL);
+  for (const pattern of [`events:${prefix}*`, `events:dlq.${prefix}*`]) {
+    const keys = await redis.keys(pattern);
+    if (keys.length) await redis.del(...keys);
+  }
+  redis.disconnect();
+}
+
+const query = <T extends object>(sql: string, bind: unknown[] = []) => service.ctx.sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT });
+const paymentRequested = (orderId: string, userId: string, paymentToken = 'tok_visa', amountCents = 4200) =>
+  createEvent('PaymentRequested', orderId, { orderId, userId, paymentToken, amountCents, currency: 'USD' });
+const orderCancelled = (orderId: string, userId: string) => createEvent('OrderCancelled', orderId, { orderId, userId, items: [{ productId: randomUUID(), quantity: 1 }], reason: 'timeout' });
+const outboxTypes = async (orderId: string) => (await query<{ type: string }>('SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY seq', [orderId])).map((r) => r.type);
+const historyOf = async (orderId: string) =>
+  (await query<{ status: string }>('SELECT h.status FROM payment_status_history h JOIN payments p ON p.id = h.payment_id WHERE p.order_id = $1 ORDER BY h.id', [orderId])).map((r) => r.status);
+const publish = (...events: EventEnvelope[]) => transport.publish('orders', events);
+
+async function eventually<T>(assertion: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await assertion();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+describe('PaymentRequested', () => {
+  it('when the same request is delivered twice and a duplicate request follows, then the order is captured once and PaymentCaptured published once', async () => {
+    // Arrange
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+    const event = paymentRequested(orderId, userId);
+    const duplicate = paymentRequested(orderId, userId);
+
+    // Act: the same event twice (a replay) and a second event for the same order
+    await publish(event, event, duplicate);
+
+    // Assert
+    await eventually(async () => expect(await query('SELECT event_id FROM inbox WHERE event_id = ANY($1)', [[event.id, duplicate.id]])).toHaveLength(2));
+    expect(await historyOf(orderId)).toEqual(['PENDING', 'CAPTURED']);
+    expect(await outboxTypes(orderId)).toEqual(['PaymentCaptured']);
+    const list = await request(service.url).get('/payments').query({ orderId }).set('authorization', tokenOf(userId));
+    expect(list.body).toMatchObject({ total: 1, items: [{ orderId, status: 'CAPTURED', amountCents: 4200, currency: 'USD' }] });
+  });
+
+  it('when the use-case is called concurrently for one order, then the provider charges once', async () => {
+    const sandbox = createSandboxProvider();
+    const useCases = paymentUseCases({ sequelize: service.ctx.sequelize, payments: paymentRepository(service.ctx.sequelize), provider: sandbox });
+    const request = { orderId: randomUUID(), userId: randomUUID(), amountCents: 999, currency: 'USD', paymentToken: 'tok_mastercard' };
+
+    const results = await Promise.all(Array.from({ length: 5 }, () => useCases.requestPayment(request)));
+
+    expect(new Set(results.map((p) => p.id)).size).toBe(1);
+    expect(results.every((p) => p.status === 'CAPTURED')).toBe(true);
+    expect(sandbox.capturedCount(request.orderId)).toBe(1);
+    expect(await historyOf(request.orderId)).toEqual(['PENDING', 'CAPTURED']);
+  });
+
+  it('when the card is declined, then the payment is DECLINED with the reason and PaymentDeclined is published', async () => {
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+
+    await publish(paymentRequested(orderId, userId, 'tok_chargeDeclined'));
+
+    await eventually(async () => expect(await outboxTypes(orderId)).toEqual(['PaymentDeclined']));
+    const [payment] = (await request(service.url).get('/payments').query({ orderId }).set('authorization', tokenOf(userId))).body.items;
+    expect(payment).toMatchObject({ status: 'DECLINED', declineReason: 'card_declined' });
+  });
+});
+
+describe('OrderCancelled', () => {
+  it('when the order is cancelled before its payment is requested, then a late PaymentRequested charges nothing', async () => {
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+
+    const late = paymentRequested(orderId, userId);
+
+    await publish(orderCancelled(orderId, userId), late);
+
+    await eventually(async () => expect(await query('SELECT 1 FROM inbox WHERE event_id = $1', [late.id])).toHaveLength(1)); // the late request was handled...
+    expect(await historyOf(orderId)).toEqual(['CANCELLED']); // ...and met the tombstone
+    expect(await outboxTypes(orderId)).toEqual([]);
+    expect((await request(service.url).get('/payments').query({ orderId }).set('authorization', adminToken)).body.items).toEqual([]);
+  });
+
+  it('when a captured order is cancelled (saga timeout), then the payment is refunded and PaymentRefunded published', async () => {
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+
+    await publish(paymentRequested(orderId, userId), orderCancelled(orderId, userId));
+
+    await eventually(async () => expect(await historyOf(orderId)).toEqual(['PENDING', 'CAPTURED', 'REFUNDED']));
+    expect(await outboxTypes(orderId)).toEqual(['PaymentCaptured', 'PaymentRefunded']);
+  });
+});
+
+describe('payments API', () => {
+  const captured = async () => {
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+    await publish(paymentRequested(orderId, userId));
+    const payment = await eventually(async () => {
+      const [found] = (await request(service.url).get('/payments').query({ orderId }).set('authorization', adminToken)).body.items;
+      expect(found?.status).toBe('CAPTURED');
+      return found as { id: string };
+    });
+    return { orderId, userId, paymentId: payment.id };
+  };
+
+  it('when an admin refunds a captured payment, then 200 REFUNDED with a history entry, PaymentRefunded, and payments_total counts it', async () => {
+    const { orderId, userId, paymentId } = await captured();
+
+    const res = await request(service.url).post(`/payments/${paymentId}/refund`).set('authorization', adminToken);
+
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: paymentId, orderId, status: 'REFUNDED' });
+    const detail = await request(service.url).get(`/payments/${paymentId}`).set('authorization', tokenOf(userId));
+    expect(detail.body.history.map((h: { status: string }) => h.status)).toEqual(['PENDING', 'CAPTURED', 'REFUNDED']);
+    expect(await outboxTypes(orderId)).toEqual(['PaymentCaptured', 'PaymentRefunded']);
+    expect((await request(service.url).get('/metrics')).text).toMatch(/payments_total\{[^}]*status="REFUNDED"[^}]*\} [1-9]/);
+  });
+
+  it('when a declined payment is refunded, then 409; an unknown one 404; a customer 403', async () => {
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+    await publish(paymentRequested(orderId, userId, 'tok_chargeDeclined'));
+    const declined = await eventually(async () => {
+      const [found] = (await request(service.url).get('/payments').query({ orderId }).set('authorization', adminToken)).body.items;
+      expect(found?.status).toBe('DECLINED');
+      return found as { id: string };
+    });
+
+    expect((await request(service.url).post(`/payments/${declined.id}/refund`).set('authorization', adminToken)).status).toBe(409);
+    expect((await request(service.url).post(`/payments/${randomUUID()}/refund`).set('authorization', adminToken)).status).toBe(404);
+    expect((await request(service.url).post(`/payments/${declined.id}/refund`).set('authorization', tokenOf(userId))).status).toBe(403);
+  });
+
+  it("when another customer reads someone's payment, then 404 and an empty list", async () => {
+    const { orderId, paymentId } = await captured();
+    const stranger = tokenOf(randomUUID());
+
+    expect((await request(service.url).get(`/payments/${paymentId}`).set('authorization', stranger)).status).toBe(404);
+    expect((await request(service.url).get('/payments').query({ orderId }).set('authorization', stranger)).body).toMatchObject({ items: [], total: 0 });
+    expect((await request(service.url).get('/payments').query({ orderId })).status).toBe(401);
+  });
+});
