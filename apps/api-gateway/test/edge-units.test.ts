@@ -1,0 +1,126 @@
+import { createAuth } from '@cloudretail/auth';
+import { ConfigError, loadConfig } from '@cloudretail/config';
+import { TEST_JWT_SECRET } from '@cloudretail/testing';
+import { configSchema, rateRuleFor, timeoutFor } from '../src/config';
+import { createTokenVerifier } from '../src/edge/token-verifier';
+import { CircuitBreaker } from '../src/proxy/circuit-breaker';
+import { resolveRoute } from '../src/routes';
+
+describe('CircuitBreaker', () => {
+  let now = 0;
+  const breaker = () => new CircuitBreaker({ failureThreshold: 3, openMs: 1000, now: () => now });
+  beforeEach(() => (now = 0));
+
+  it('when failures are not consecutive, then it stays closed', () => {
+    const b = breaker();
+    b.onFailure('call');
+    b.onFailure('call');
+    b.onSuccess('call');
+    b.onFailure('call');
+    expect(b.current).toBe('closed');
+    expect(b.acquire()).toBe('call');
+  });
+
+  it('when N consecutive failures happen, then it refuses calls until openMs has passed, then lets exactly one probe through', () => {
+    const b = breaker();
+    for (let i = 0; i < 3; i++) b.onFailure('call');
+    expect(b.current).toBe('open');
+    expect(b.acquire()).toBeUndefined();
+    now = 1000;
+    expect(b.acquire()).toBe('probe');
+    expect(b.acquire()).toBeUndefined(); // one probe at a time
+    b.onFailure('probe');
+    expect(b.current).toBe('open');
+    now = 2000;
+    const probe = b.acquire();
+    b.onSuccess(probe);
+    expect(b.current).toBe('closed');
+  });
+
+  it('when the probe ends without a verdict (client left), then the next request may probe', () => {
+    const b = breaker();
+    for (let i = 0; i < 3; i++) b.onFailure('call');
+    now = 1000;
+    b.release(b.acquire());
+    expect(b.acquire()).toBe('probe');
+  });
+});
+
+describe('token verifier', () => {
+  const auth = createAuth({ secret: TEST_JWT_SECRET });
+
+  it('when the same token comes again, then it is served from the cache; the cache never grows past its bound', () => {
+    const verifier = createTokenVerifier({ auth, maxEntries: 2, maxAgeMs: 60_000 });
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => auth.sign({ userId: id, role: 'customer' }));
+    expect(verifier.verify(a)).toEqual({ identity: { userId: 'a', role: 'customer' } });
+    verifier.verify(a);
+    verifier.verify(b);
+    verifier.verify(a); // a is now the most recently used
+    verifier.verify(c); // evicts b, the least recently used
+    expect(verifier.stats()).toEqual({ size: 2, hits: 2, misses: 3 });
+    verifier.verify(a);
+    verifier.verify(b);
+    expect(verifier.stats()).toMatchObject({ hits: 3, misses: 4 });
+  });
+
+  it('when a cached entry is older than maxAgeMs, then the token is verified again', () => {
+    let now = 0;
+    const verifier = createTokenVerifier({ auth, maxEntries: 10, maxAgeMs: 1000, now: () => now });
+    const token = auth.sign({ userId: 'a', role: 'admin' });
+    verifier.verify(token);
+    now = 1001;
+    verifier.verify(token);
+    expect(verifier.stats().misses).toBe(2);
+  });
+
+  it('when the token is invalid, then an unauthorized error is returned, not thrown', () => {
+    const verifier = createTokenVerifier({ auth, maxEntries: 10, maxAgeMs: 1000 });
+    const result = verifier.verify('not-a-token');
+    expect('error' in result && result.error.code).toBe('unauthorized');
+  });
+});
+
+describe('route table', () => {
+  it.each([
+    ['POST', '/auth/login', 'auth', true],
+    ['POST', '/auth/register/', 'auth', true],
+    ['POST', '/auth/logout', 'auth', false],
+    ['GET', '/products', 'products', true],
+    ['DELETE', '/products/1', 'products', false],
+    ['GET', '/inventory/p1', 'inventory', true],
+    ['GET', '/inventory', 'inventory', false],
+    ['GET', '/orders/1/events', 'events', false],
+    ['GET', '/orders/1', 'orders', false],
+  ])('%s %s is %s, public=%s', (method, path, group, isPublic) => {
+    expect(resolveRoute(method, path)).toMatchObject({ group, public: isPublic });
+  });
+
+  it('an unknown first segment matches nothing', () => {
+    expect(resolveRoute('GET', '/productsx/1')).toBeUndefined();
+  });
+});
+
+describe('config', () => {
+  const base = { JWT_SECRET: TEST_JWT_SECRET };
+
+  it('reads per-group rate limits and timeouts, falling back to the defaults', () => {
+    const config = loadConfig(configSchema, { ...base, RATE_LIMIT_DEFAULT: '100/1m', RATE_LIMIT_ORDERS: '5/500ms', TIMEOUT_PAYMENTS_MS: '15000' });
+    expect(rateRuleFor(config, 'orders')).toEqual({ limit: 5, windowMs: 500 });
+    expect(rateRuleFor(config, 'products')).toEqual({ limit: 100, windowMs: 60_000 });
+    expect(rateRuleFor(config, 'auth')).toEqual({ limit: 20, windowMs: 60_000 });
+    expect(timeoutFor(config, 'payments')).toBe(15_000);
+    expect(timeoutFor(config, 'orders')).toBe(10_000);
+  });
+
+  it('when a rate limit is malformed or the secret is missing, then start-up fails naming each variable', () => {
+    const error = (() => {
+      try {
+        loadConfig(configSchema, { RATE_LIMIT_AUTH: 'lots' });
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error!.issues.map((i) => i.variable).sort()).toEqual(['JWT_SECRET', 'RATE_LIMIT_AUTH']);
+  });
+});
