@@ -1,0 +1,87 @@
+import type { Kubectl } from './kubectl';
+import { type Figures, countersFrom, figuresBetween, figuresFromProm, parsePrometheusText, promQueries, sumCounters } from './verify';
+
+/** The pods a measurement covers. */
+export interface Target {
+  app: string;
+  namespace: string;
+  /** Blue-green colour; absent = every pod of the app. */
+  colour?: string;
+  pods: Pod[];
+}
+
+export interface Pod {
+  name: string;
+  /** The container's http port (a placeholder string in a dry run). */
+  port: number | string;
+}
+
+/** Measures a window: waits `windowMs` and returns what the target served in it. */
+export interface MetricsSource {
+  describe: string;
+  measure(target: Target, windowMs: number): Promise<Figures>;
+}
+
+export type Sleep = (ms: number) => Promise<void>;
+
+/** Pod proxy path through the API server, so no port-forward or in-cluster position is needed. */
+export const podProxyPath = (namespace: string, pod: Pod, path: string) => `/api/v1/namespaces/${namespace}/pods/${pod.name}:${pod.port}/proxy${path}`;
+
+/** Scrapes every pod's /metrics through the API server twice, `windowMs` apart, and diffs the counters. */
+export function scrapeSource(kubectl: Kubectl, sleep: Sleep): MetricsSource {
+  const scrapeAll = async (target: Target) => {
+    const bodies = await Promise.all(
+      target.pods.map(async (pod) => {
+        const result = await kubectl.run(['get', '--raw', podProxyPath(target.namespace, pod, '/metrics')]);
+        if (!result.ok) throw new Error(`scraping ${pod.name} failed: ${result.stderr.trim()}`);
+        return result.stdout;
+      }),
+    );
+    return sumCounters(bodies.map((body) => countersFrom(parsePrometheusText(body))));
+  };
+  return {
+    describe: 'pod /metrics via the API server (scraped twice, counters diffed)',
+    async measure(target, windowMs) {
+      const before = await scrapeAll(target);
+      await sleep(windowMs);
+      return figuresBetween(before, await scrapeAll(target));
+    },
+  };
+}
+
+export type Fetch = (url: string) => Promise<{ ok: boolean; status: number; json: () => Promise<unknown> }>;
+
+/** Waits out the window, then asks Prometheus (PROMETHEUS_URL) for the window's figures. */
+export function prometheusSource(url: string, sleep: Sleep, fetchFn: Fetch = fetch as unknown as Fetch, log?: (line: string) => void): MetricsSource {
+  const query = async (promql: string): Promise<number> => {
+    const res = await fetchFn(`${url.replace(/\/$/, '')}/api/v1/query?query=${encodeURIComponent(promql)}`);
+    if (!res.ok) throw new Error(`Prometheus answered ${res.status} to ${promql}`);
+    const body = (await res.json()) as { data?: { result?: { value?: [number, string] }[] } };
+    const value = body.data?.result?.[0]?.value?.[1];
+    return value === undefined ? NaN : Number(value);
+  };
+  return {
+    describe: `Prometheus at ${url}`,
+    async measure(target, windowMs) {
+      await sleep(windowMs);
+      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour }, windowMs);
+      log?.(`PromQL: ${q.requests} | ${q.errors} | ${q.p99Seconds}`);
+      const [requests, errors, p99] = await Promise.all([query(q.requests), query(q.errors), query(q.p99Seconds)]);
+      return figuresFromProm(requests, errors, p99);
+    },
+  };
+}
+
+/** --dry-run with Prometheus: prints the queries it would send and reports no traffic. */
+export function dryRunPrometheus(url: string, print: (line: string) => void): MetricsSource {
+  return {
+    describe: `Prometheus at ${url} (dry run)`,
+    async measure(target, windowMs) {
+      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour }, windowMs);
+      print(`[dry-run] wait ${windowMs / 1000}s, then query ${url}: ${q.requests}`);
+      print(`[dry-run] query ${url}: ${q.errors}`);
+      print(`[dry-run] query ${url}: ${q.p99Seconds}`);
+      return figuresFromProm(NaN, NaN, NaN);
+    },
+  };
+}
