@@ -46,8 +46,18 @@ export function requireTool(tool: string): string {
 }
 
 /** Runs a command; on failure the error carries its stdout and stderr. */
+/**
+ * The environment for an Nx command run from inside a test. Nx tracks task invocations per root
+ * process to catch recursion; two test tasks that each build an app would look like one, so the
+ * nested run starts a chain of its own (the builds themselves ran first: `dependsOn` in project.json).
+ */
+export function nestedNxEnv(): NodeJS.ProcessEnv {
+  const { NX_INVOCATION_ROOT_PID: _root, ...env } = process.env;
+  return env;
+}
+
 export function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): string {
-  const result = spawnSync(cmd, args, { cwd: options.cwd ?? workspaceRoot, env: options.env ?? process.env, input: options.input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync(cmd, args, { cwd: options.cwd ?? workspaceRoot, env: options.env ?? nestedNxEnv(), input: options.input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (result.error) throw result.error;
   if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${result.status}\n${result.stdout}\n${result.stderr}`);
   return result.stdout;

@@ -3,119 +3,48 @@
 // on), directly against product-service, and through nginx, in one run on one machine. Builds the
 // two apps, starts them from dist against the default Postgres and Redis (a fresh bench database),
 // seeds a product, drives each target with autocannon, prints a table and writes
-// bench/results/<timestamp>.json and bench/results/latest.md. Stops by itself.
+// bench/results/<timestamp>.json and its section of bench/results/latest.md. Stops by itself.
+// Then the checkout scenario (checkout.mjs); `npm run bench -- gateway|checkout` runs one.
 //
 // Env: BENCH_DURATION_S (10), BENCH_WARMUP_S (3), BENCH_CONNECTIONS (50), BENCH_ROUNDS (2), POSTGRES_URL, REDIS_URL,
 // BENCH_SKIP_BUILD=1 to reuse dist/.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import jwt from 'jsonwebtoken';
-import pg from 'pg';
+import { runCheckout } from './checkout.mjs';
+import {
+  REDIS_URL,
+  assertServersUp,
+  buildApps,
+  cleanup,
+  createDatabase,
+  freePort,
+  log,
+  markdownTable,
+  onCleanup,
+  reachable,
+  resultsDir,
+  sleep,
+  startApp,
+  stopChild,
+  waitFor,
+  writeLatestSection,
+} from './common.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const resultsDir = path.join(root, 'bench/results');
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const JWT_SECRET = randomBytes(24).toString('hex');
 const TARGETS = { throughput: 0.4, p99OverheadMs: 5 };
 
-const log = (msg) => process.stdout.write(`[bench] ${msg}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const cleanups = [];
-async function cleanup() {
-  while (cleanups.length) {
-    try {
-      await cleanups.pop()();
-    } catch (error) {
-      log(`cleanup: ${error.message}`);
-    }
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => cleanup().then(() => process.exit(130)));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function reachable(url) {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: hostname, port: Number(port) }, () => (socket.destroy(), resolve(true)));
-    socket.setTimeout(1000, () => (socket.destroy(), resolve(false)));
-    socket.on('error', () => resolve(false));
-  });
-}
-
-async function waitFor(url, child, name, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
-    const res = await fetch(url).catch(() => undefined);
-    if (res?.ok) return;
-    await sleep(200);
-  }
-  throw new Error(`${name} not ready at ${url} within ${timeoutMs / 1000}s`);
-}
-
-/** Starts a built app from dist; its stderr and warn-level logs are shown. */
-function startApp(app, env) {
-  const child = spawn(process.execPath, ['main.js'], {
-    cwd: path.join(root, 'dist/apps', app),
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', LOG_LEVEL: 'warn', SHUTDOWN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '3000', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk) => process.stdout.write(`  ${app} | ${chunk}`));
-  cleanups.push(() => stopChild(child));
-  return child;
-}
-
-function stopChild(child, signal = 'SIGTERM') {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => (clearTimeout(kill), resolve()));
-    child.kill(signal);
-  });
-}
-
-async function createDatabase() {
-  const name = `bench_${Date.now()}_${randomBytes(3).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
-  cleanups.push(async () => {
-    const c = new pg.Client({ connectionString: POSTGRES_URL });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await c.end();
-  });
-  const url = new URL(POSTGRES_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
 async function startNginx(upstreamPort, port) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cloudretail-bench-nginx-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub));
   // One worker, like the single gateway process; keep-alive to the upstream, no access log.
   const conf = `
@@ -148,7 +77,7 @@ http {
   writeFileSync(file, conf);
   const child = spawn('nginx', ['-c', file, '-p', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr.on('data', (chunk) => process.stdout.write(`  nginx | ${chunk}`));
-  cleanups.push(() => stopChild(child, 'SIGQUIT'));
+  onCleanup(() => stopChild(child, 'SIGQUIT'));
   return child;
 }
 
@@ -189,24 +118,11 @@ function combine(name, url, rounds) {
 
 function table(rows) {
   const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx'];
-  const lines = rows.map((r) => [r.target, r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p99, r.errors, r.non2xx].map(String));
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n');
+  return markdownTable(header, rows.map((r) => [r.target, r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p99, r.errors, r.non2xx]));
 }
 
-async function main() {
-  for (const [what, url] of [
-    ['Postgres', POSTGRES_URL],
-    ['Redis', REDIS_URL],
-  ]) {
-    if (!(await reachable(url))) throw new Error(`${what} is not reachable at ${url}`);
-  }
-  if (process.env.BENCH_SKIP_BUILD !== '1') {
-    log('building api-gateway and product-service');
-    execFileSync('npx', ['nx', 'run-many', '-t', 'build', '-p', 'api-gateway', 'product-service', '--outputStyle=static'], { cwd: root, stdio: 'inherit' });
-  }
-
+/** The gateway scenario; expects api-gateway and product-service built. */
+async function runGateway() {
   const loadAtStart = os.loadavg();
   const [productPort, gatewayPort, nginxPort] = [await freePort(), await freePort(), await freePort()];
   const databaseUrl = await createDatabase();
@@ -289,9 +205,32 @@ ${table(rows)}
 - gateway / nginx throughput: **${(ratio * 100).toFixed(1)}%** (target ≥ ${TARGETS.throughput * 100}%: ${summary.met.throughput ? 'met' : 'NOT met'})
 - gateway p99 − direct p99: **${p99Overhead} ms** (target ≤ ${TARGETS.p99OverheadMs} ms: ${summary.met.p99 ? 'met' : 'NOT met'})
 `;
-  writeFileSync(path.join(resultsDir, 'latest.md'), md);
+  writeLatestSection('gateway', md);
   process.stdout.write(`\n${md}\n`);
   log(`wrote bench/results/${stamp}.json and bench/results/latest.md`);
+}
+
+// `npm run bench` runs every scenario; `npm run bench -- checkout` (or `gateway`, or
+// BENCH_SCENARIOS=checkout,gateway) only those; `--quick` makes the checkout a 5 s smoke run.
+const SCENARIOS = {
+  gateway: { apps: ['api-gateway', 'product-service'], run: () => runGateway() },
+  checkout: { apps: ['product-service', 'inventory-service', 'payment-service', 'order-service', ...(process.env.BENCH_CHECKOUT_VIA === 'gateway' ? ['api-gateway'] : [])], run: (options) => runCheckout(options) },
+};
+
+async function main() {
+  const args = process.argv.slice(2);
+  const named = [...args.filter((a) => !a.startsWith('--')), ...(process.env.BENCH_SCENARIOS ?? '').split(',')].map((s) => s.trim()).filter(Boolean);
+  const unknown = named.filter((n) => !SCENARIOS[n]);
+  if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')} (known: ${Object.keys(SCENARIOS).join(', ')})`);
+  const chosen = named.length ? [...new Set(named)] : Object.keys(SCENARIOS);
+  const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';
+  await assertServersUp();
+  buildApps([...new Set(chosen.flatMap((name) => SCENARIOS[name].apps))]);
+  for (const name of chosen) {
+    log(`scenario: ${name}`);
+    await SCENARIOS[name].run({ quick });
+    await cleanup(); // stop this scenario's processes and drop its databases before the next one
+  }
 }
 
 main()

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createAuth } from '@cloudretail/auth';
 import { createLogger } from '@cloudretail/logging';
 import { TEST_JWT_SECRET } from '@cloudretail/testing';
@@ -15,18 +14,7 @@ export const adminBearer = bearer(randomUUID(), 'admin');
 /** A topic/group namespace of its own (EVENT_TOPIC_PREFIX), so test files never share streams. */
 export const uniquePrefix = () => `t${randomUUID().slice(0, 8)}.`;
 
-/** Retries `assertion` until it stops throwing (or the deadline passes, then rethrows its last error). */
-export async function eventually<T>(assertion: () => T | Promise<T>, { timeoutMs = 10_000, intervalMs = 50 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(intervalMs);
-    }
-  }
-}
+export { eventually } from '@cloudretail/testing';
 
 /** The value of one series in Prometheus text output, or undefined when it is absent. */
 export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { QueryTypes } from '@cloudretail/db';
 import { type EventEnvelope, type Transport, createEvent, createTransport } from '@cloudretail/events';
 import { createLogger } from '@cloudretail/logging';
-import { TEST_REDIS_URL } from '@cloudretail/testing';
+import { TEST_REDIS_URL, eventually } from '@cloudretail/testing';
 import { type Inventory, type ProductService, adminToken, newOrderId, outboxTypes, startInventory, startProductService } from './helpers';
 
 // inventory-service consuming the saga's order events from its own topic namespace.
@@ -37,17 +37,6 @@ async function deleteStreams() {
   redis.disconnect();
 }
 
-async function eventually<T>(assertion: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 const stockedProduct = async (available: number) => {
   const productId = await products.createProduct();

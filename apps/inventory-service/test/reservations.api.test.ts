@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
+import { eventually } from '@cloudretail/testing';
 import {
   type Inventory,
   type ProductService,
@@ -241,20 +242,13 @@ describe('reservation expiry', () => {
   });
   afterAll(() => replica.stop());
 
-  const eventually = async (check: () => Promise<boolean>, timeoutMs = 5000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error('condition not met in time');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
 
   it('when a reservation is not committed within the TTL, then the sweeper releases it with reason expired and a late commit is 409', async () => {
     const productId = await stockedProduct(10);
     const orderId = newOrderId();
     expect((await reserve(orderId, [{ productId, quantity: 5 }], replica)).status).toBe(201);
 
-    await eventually(async () => (await asAdmin(api().get(`/reservations/${orderId}`))).body.status === 'RELEASED');
+    await eventually(async () => expect((await asAdmin(api().get(`/reservations/${orderId}`))).body.status).toBe('RELEASED'), { timeoutMs: 5000 });
 
     expect(await stockOf(productId)).toEqual({ available: 10, reserved: 0 });
     expect(await outboxPayloads(service, orderId, 'StockReleased')).toEqual([{ orderId, items: [{ productId, quantity: 5 }], reason: 'expired' }]);

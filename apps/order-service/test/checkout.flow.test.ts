@@ -197,6 +197,10 @@ describe('checkout saga: cancel and refund', () => {
     await system.payments!.service.stop();
     const placed = await placeOrder(ordersUrl, customer, { items: [{ productId, quantity: 2 }] });
     await eventually(async () => expect(await stockOf(inventoryUrl, productId)).toEqual({ available: 3, reserved: 2 }));
+    // ...and order-service has asked for the payment (otherwise the cancel would overtake the request)
+    await eventually(async () =>
+      expect(await rows(system.orders!.service.ctx.sequelize, "SELECT 1 FROM outbox WHERE type = 'PaymentRequested' AND aggregate_id = $1", [placed.body.id])).toHaveLength(1),
+    );
 
     // Act
     const res = await request(ordersUrl).post(`/orders/${placed.body.id}/cancel`).set('authorization', customer.token);

@@ -5,7 +5,7 @@ import { createAuth } from '@cloudretail/auth';
 import { QueryTypes } from '@cloudretail/db';
 import { type EventEnvelope, type Transport, createEvent, createTransport } from '@cloudretail/events';
 import { createLogger } from '@cloudretail/logging';
-import { TEST_JWT_SECRET, TEST_REDIS_URL, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { TEST_JWT_SECRET, TEST_REDIS_URL, createTestDatabase, eventually, testEnv } from '@cloudretail/testing';
 import { paymentRepository } from '../src/data-access/payment-repository';
 import { createSandboxProvider } from '../src/data-access/sandbox-provider';
 import { paymentUseCases } from '../src/domain/payment-use-cases';
@@ -51,17 +51,6 @@ const historyOf = async (orderId: string) =>
   (await query<{ status: string }>('SELECT h.status FROM payment_status_history h JOIN payments p ON p.id = h.payment_id WHERE p.order_id = $1 ORDER BY h.id', [orderId])).map((r) => r.status);
 const publish = (...events: EventEnvelope[]) => transport.publish('orders', events);
 
-async function eventually<T>(assertion: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 describe('PaymentRequested', () => {
   it('when the same request is delivered twice and a duplicate request follows, then the order is captured once and PaymentCaptured published once', async () => {

@@ -100,8 +100,8 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
   let running = false;
   let woken = false;
 
-  // `enqueue` NOTIFYs inside the writer's transaction, so the notification arrives exactly when the
-  // events are committed: the relay publishes at once instead of waiting for the next poll.
+  // `enqueue` NOTIFYs right after the writer's transaction commits, so the relay publishes at once
+  // instead of waiting for its next poll.
   let listener: Client | undefined;
   async function listen() {
     if (stopped || listener) return;

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createEvent } from '../src';
 import { createLogger } from '@cloudretail/logging';
 
@@ -11,15 +10,4 @@ export const uniqueName = (prefix: string) => `${prefix}-${randomUUID().slice(0,
 /** A valid catalog event; pass an aggregate id to make several events of one aggregate. */
 export const stockEvent = (productId: string = randomUUID(), available = 1) => createEvent('StockLevelSet', productId, { productId, available });
 
-/** Retries `assertion` until it stops throwing (or the deadline passes, then rethrows its last error). */
-export async function eventually<T>(assertion: () => T | Promise<T>, { timeoutMs = 20_000, intervalMs = 50 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(intervalMs);
-    }
-  }
-}
+export { eventually } from '@cloudretail/testing';

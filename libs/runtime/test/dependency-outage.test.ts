@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { createApp, finishApp } from '@cloudretail/http';
 import { dataServiceBase, port, z } from '@cloudretail/config';
-import { createTestDatabase, startPrivatePostgres, startPrivateRedis, testEnv } from '@cloudretail/testing';
+import { createTestDatabase, eventually, startPrivatePostgres, startPrivateRedis, testEnv } from '@cloudretail/testing';
 import { type ServiceDefinition, startService } from '../src';
 
 const schema = z.object({ ...dataServiceBase, PORT: port(0) });
@@ -11,15 +11,6 @@ const service: ServiceDefinition<typeof schema> = {
   migrations: [],
   setup: async ({ logger, metrics }) => ({ app: finishApp(createApp({ logger, metrics })) }),
 };
-
-async function eventually(fn: () => Promise<boolean>, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('condition not met in time');
-}
 
 describe('readiness through a dependency outage', () => {
   it('when Postgres dies, then readiness is 503 naming postgres; when it is back, then readiness heals by itself', async () => {
@@ -38,7 +29,7 @@ describe('readiness through a dependency outage', () => {
       expect((await request(running.url).get('/health/live')).status).toBe(200);
 
       pg.start();
-      await eventually(async () => (await request(running.url).get('/health/ready')).status === 200);
+      await eventually(async () => expect((await request(running.url).get('/health/ready')).status).toBe(200), { timeoutMs: 15_000 });
     } finally {
       await running.stop();
       pg.destroy();
@@ -54,10 +45,10 @@ describe('readiness through a dependency outage', () => {
       await redis.stop();
       await eventually(async () => {
         const res = await request(running.url).get('/health/ready');
-        return res.status === 503 && res.body.details?.redis?.status === 'down';
+        expect([res.status, res.body.details?.redis?.status]).toEqual([503, 'down']);
       });
       await redis.start();
-      await eventually(async () => (await request(running.url).get('/health/ready')).status === 200);
+      await eventually(async () => expect((await request(running.url).get('/health/ready')).status).toBe(200), { timeoutMs: 15_000 });
     } finally {
       await running.stop().catch(() => undefined);
       await redis.stop();

@@ -32,6 +32,22 @@ export async function createTestDatabase(prefix = 'test'): Promise<{ name: strin
   };
 }
 
+/**
+ * Retries `assertion` until it stops throwing (or the deadline passes, then rethrows its last
+ * error). For effects that happen asynchronously: events consumed, sweepers, relays.
+ */
+export async function eventually<T>(assertion: () => T | Promise<T>, { timeoutMs = 20_000, intervalMs = 50 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await assertion();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+}
+
 /** A unique value for fields that must be unique (emails, SKUs) so tests never collide. */
 export const unique = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 

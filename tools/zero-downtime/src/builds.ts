@@ -48,11 +48,17 @@ async function withLock<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
  * when it is missing or older than the app's or the libs' sources (a stale build would lack,
  * say, the fault drills the blue-green scenario relies on).
  */
+/** Nx tracks task invocations per root process; a build from inside a test task starts a chain of its own. */
+function nestedNxEnv(): NodeJS.ProcessEnv {
+  const { NX_INVOCATION_ROOT_PID: _root, ...env } = process.env;
+  return env;
+}
+
 export async function ensureBuild(app: string): Promise<string> {
   const main = path.join(ROOT, 'dist/apps', app, 'main.js');
   const stale = () => !existsSync(main) || statSync(main).mtimeMs < newestSource([path.join(ROOT, 'apps', app, 'src'), path.join(ROOT, 'libs')]);
   return withLock(`build-${app}`, () => {
-    if (stale()) execFileSync('npx', ['nx', 'build', app], { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NX_DAEMON: 'false' } });
+    if (stale()) execFileSync('npx', ['nx', 'build', app], { cwd: ROOT, stdio: 'pipe', env: { ...nestedNxEnv(), NX_DAEMON: 'false' } });
     // A private copy: a rebuild (another test file, another engineer) empties dist/apps/<app>
     // and must not pull the file from under replicas starting later in this run.
     const copy = path.join(ROOT, 'tmp/zero-downtime', `${app}-${process.pid}-${randomUUID().slice(0, 8)}`);

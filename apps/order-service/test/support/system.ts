@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Redis from 'ioredis';
 import request from 'supertest';
 import { createAuth } from '@cloudretail/auth';
 import { QueryTypes, type Sequelize } from '@cloudretail/db';
 import type { Transport } from '@cloudretail/events';
-import { TEST_JWT_SECRET, TEST_REDIS_URL, build, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { TEST_JWT_SECRET, TEST_REDIS_URL, build, createTestDatabase, testEnv, eventually } from '@cloudretail/testing';
 import { start as startOrders } from '../../src/main';
 
 const auth = createAuth({ secret: TEST_JWT_SECRET });
@@ -151,18 +150,7 @@ export function placeOrder(ordersUrl: string, customer: Customer, { items, token
   return req.send({ items, paymentMethod: { type: 'card', token } });
 }
 
-/** Retries `assertion` until it stops throwing (or the deadline passes, then rethrows its last error). */
-export async function eventually<T>(assertion: () => T | Promise<T>, { timeoutMs = 20_000, intervalMs = 50 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await assertion();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(intervalMs);
-    }
-  }
-}
+export { eventually };
 
 /** Waits until the order leaves PENDING and returns it as its owner sees it. */
 export async function finalOrder(ordersUrl: string, customer: Customer, orderId: string, timeoutMs = 20_000) {
