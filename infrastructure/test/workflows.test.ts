@@ -79,7 +79,9 @@ test('ci.yml runs the affected lint, typecheck, test and build with full history
   expect(steps(job).find((s) => s.uses?.startsWith('actions/setup-node@'))?.with).toMatchObject({ cache: 'npm', 'node-version': expect.stringMatching(/^20\./) });
   expect(job.services?.postgres.image).toMatch(/^postgres:15\./);
   expect(job.services?.redis.image).toMatch(/^redis:/);
-  for (const tool of ['shellcheck', 'yamllint', 'prometheus']) expect(runs).toMatch(new RegExp(`apt-get install[^\\n]*\\b${tool}\\b`));
+  for (const tool of ['shellcheck', 'yamllint', 'prometheus', 'nginx-light', 'librdkafka-dev', 'redis-server']) expect(runs).toMatch(new RegExp(`apt-get install[^\\n]*\\b${tool}\\b`));
+  // The manifest tests need the strict schemas; GitHub has no ../shared beside the checkout.
+  expect(runs).toMatch(/K8S_SCHEMAS_DIR=/);
   expect(runs).toContain('npm ci');
   expect(runs).toMatch(/npx nx affected -t lint typecheck test build\b/);
 });
