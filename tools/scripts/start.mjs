@@ -15,8 +15,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const dataDir = path.join(root, '.data');
 mkdirSync(dataDir, { recursive: true });
 
-const PORTS = { 'api-gateway': 8080, 'user-service': 3001, 'product-service': 3002, 'order-service': 3003, 'inventory-service': 3004, 'payment-service': 3005, 'event-bus': 3006 };
-const DATABASES = { 'user-service': 'cloudretail_users', 'product-service': 'cloudretail_products', 'order-service': 'cloudretail_orders', 'inventory-service': 'cloudretail_inventory', 'payment-service': 'cloudretail_payments', 'event-bus': 'cloudretail_events' };
+// START_PORT_OFFSET and START_DATABASE_PREFIX let a second platform (the start-up test) run beside yours.
+const offset = Number(process.env.START_PORT_OFFSET ?? 0);
+const dbPrefix = process.env.START_DATABASE_PREFIX ?? 'cloudretail_';
+const PORTS = Object.fromEntries(
+  Object.entries({ 'api-gateway': 8080, 'user-service': 3001, 'product-service': 3002, 'order-service': 3003, 'inventory-service': 3004, 'payment-service': 3005, 'event-bus': 3006 }).map(([app, port]) => [app, port + offset]),
+);
+const DATABASES = Object.fromEntries(
+  Object.entries({ 'user-service': 'users', 'product-service': 'products', 'order-service': 'orders', 'inventory-service': 'inventory', 'payment-service': 'payments', 'event-bus': 'events' }).map(([app, name]) => [app, dbPrefix + name]),
+);
 const START_ORDER = ['user-service', 'product-service', 'inventory-service', 'payment-service', 'order-service', 'event-bus', 'api-gateway'];
 
 const log = (msg) => process.stdout.write(`\x1b[1m[start]\x1b[0m ${msg}\n`);
