@@ -108,14 +108,24 @@ export function createRedisTransport({
     const read = async (id: '0' | '>', block?: number) =>
       (await blocking.call('XREADGROUP', 'GROUP', group, consumerName, 'COUNT', batchSize, ...(block ? ['BLOCK', block] : []), 'STREAMS', ...keys, ...keys.map(() => id))) as ReadReply;
 
+    /**
+     * Handles a read batch one message at a time, then acknowledges every message that was handled
+     * or dead-lettered with one XACK (also when a later one throws or the subscription stops).
+     * A crash before that XACK redelivers handled messages, which consumers' inboxes make no-ops.
+     */
     async function processEntries(key: string, entries: Entry[]) {
-      for (const [id, fields] of entries) {
-        if (signal.aborted) return; // the rest stays pending and is redelivered
-        const raw = fields ? (field(fields, 'envelope') ?? '') : null;
-        const ack =
-          raw === null || // trimmed from the stream while pending: nothing left to handle
-          (await deliver({ raw, topic: key.slice(PREFIX.length), handle, maxAttempts, retryBackoffMs, signal, logger, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
-        if (ack) await redis.xack(key, group, id);
+      const done: string[] = [];
+      try {
+        for (const [id, fields] of entries) {
+          if (signal.aborted) return; // the rest stays pending and is redelivered
+          const raw = fields ? (field(fields, 'envelope') ?? '') : null;
+          const ack =
+            raw === null || // trimmed from the stream while pending: nothing left to handle
+            (await deliver({ raw, topic: key.slice(PREFIX.length), handle, maxAttempts, retryBackoffMs, signal, logger, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
+          if (ack) done.push(id);
+        }
+      } finally {
+        if (done.length) await redis.xack(key, group, ...done);
       }
     }
 

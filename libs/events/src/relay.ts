@@ -15,6 +15,8 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Ceiling of the backoff after failed rounds. */
   maxBackoffMs?: number;
+  /** How long a NOTIFY wake-up waits before its round, so the commits of a burst share one round. */
+  wakeDelayMs?: number;
 }
 
 export interface RelayRound {
@@ -45,7 +47,7 @@ interface Row {
  * at least once (a crash after publishing and before marking republishes); consumers dedupe with
  * {@link handleOnce}.
  */
-export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, batchSize = 100, maxBackoffMs = 30_000 }: OutboxRelayOptions): OutboxRelay {
+export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, batchSize = 100, maxBackoffMs = 30_000, wakeDelayMs = 5 }: OutboxRelayOptions): OutboxRelay {
   const query = <T extends object>(sql: string, bind: unknown[], transaction: Transaction) => sequelize.query<T>(sql, { bind, transaction, type: QueryTypes.SELECT });
   const exec = (sql: string, bind: unknown[], transaction: Transaction) => sequelize.query(sql, { bind, transaction });
 
@@ -99,6 +101,7 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
   let failures = 0;
   let running = false;
   let woken = false;
+  let wakeScheduled = false;
 
   // `enqueue` NOTIFYs right after the writer's transaction commits, so the relay publishes at once
   // instead of waiting for its next poll.
@@ -124,17 +127,21 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
     }
   }
 
+  // Wake-ups are coalesced: the first one brings the next round forward to `wakeDelayMs` from now,
+  // later ones before it starts change nothing, so a burst of commits costs one round, not one each.
   function wake() {
     if (stopped) return;
     if (running) woken = true;
-    else {
+    else if (!wakeScheduled) {
       clearTimeout(timer);
-      schedule(0);
+      schedule(wakeDelayMs);
+      wakeScheduled = true;
     }
   }
 
   function schedule(delayMs: number) {
     if (stopped) return;
+    wakeScheduled = false;
     timer = setTimeout(() => {
       running = true;
       woken = false;
@@ -147,7 +154,12 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
         .then(({ failed, more }) => {
           running = false;
           failures = failed ? failures + 1 : 0;
-          schedule(failed ? Math.min(pollMs * 2 ** failures, maxBackoffMs) : more || woken ? 0 : pollMs);
+          if (failed) schedule(Math.min(pollMs * 2 ** failures, maxBackoffMs));
+          else if (more) schedule(0);
+          else if (woken) {
+            schedule(wakeDelayMs);
+            wakeScheduled = true;
+          } else schedule(pollMs);
         });
     }, delayMs);
   }

@@ -28,6 +28,8 @@ export type ReserveResult =
  */
 export function reservationUseCases({ sequelize, stock, reservations, reservationTtlMs, lowStockThreshold }: Deps) {
   const productIds = (items: ReservationItem[]) => items.map((i) => i.productId);
+  /** Runs `fn` in the caller's transaction (the event consumer's inbox transaction), or in a new one. */
+  const within = <T>(transaction: Transaction | undefined, fn: (t: Transaction) => Promise<T>) => (transaction ? fn(transaction) : sequelize.transaction(fn));
 
   async function mustFind(orderId: string, transaction: Transaction, lock = false): Promise<Reservation> {
     const reservation = await reservations.find(orderId, { transaction, lock });
@@ -68,11 +70,13 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
      * orderId (even concurrently) returns the existing reservation and moves no stock.
      * Out of stock is an outcome, not an error: StockReservationFailed is recorded and the
      * orderId stays free, so a later retry after a restock can still succeed.
+     * `transaction`: the caller's (the consumer's inbox transaction), so outcome and inbox row commit once.
+     * Every error is thrown before the first write, so a caller that swallows a 404/409 commits nothing half-done.
      */
-    async reserve(orderIdInput: string, requested: ReservationItem[]): Promise<ReserveResult> {
+    async reserve(orderIdInput: string, requested: ReservationItem[], transaction?: Transaction): Promise<ReserveResult> {
       const orderId = orderIdInput.toLowerCase();
       const items = normalizeItems(requested);
-      return sequelize.transaction(async (t): Promise<ReserveResult> => {
+      return within(transaction, async (t): Promise<ReserveResult> => {
         if (!(await reservations.claim(orderId, reservationTtlMs, t))) {
           const existing = await mustFind(orderId, t);
           assertSameItems(existing, items);
@@ -93,9 +97,9 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
     },
 
     /** The units are sold: they leave `reserved` for good. Committing twice is a no-op; a released reservation is a 409. */
-    async commit(orderIdInput: string): Promise<Reservation> {
+    async commit(orderIdInput: string, transaction?: Transaction): Promise<Reservation> {
       const orderId = orderIdInput.toLowerCase();
-      return sequelize.transaction(async (t) => {
+      return within(transaction, async (t) => {
         const reservation = await mustFind(orderId, t, true);
         if (reservation.status === 'COMMITTED') return reservation;
         if (reservation.status === 'RELEASED') throw conflict(`The reservation of order ${orderId} was released and cannot be committed`);
@@ -108,9 +112,9 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
     },
 
     /** Reserved units go back on sale. Releasing twice is a no-op; a committed (sold) reservation is a 409. */
-    async release(orderIdInput: string, reason: string): Promise<Reservation> {
+    async release(orderIdInput: string, reason: string, transaction?: Transaction): Promise<Reservation> {
       const orderId = orderIdInput.toLowerCase();
-      return sequelize.transaction(async (t) => {
+      return within(transaction, async (t) => {
         const reservation = await mustFind(orderId, t, true);
         if (reservation.status === 'RELEASED') return reservation;
         if (reservation.status === 'COMMITTED') throw conflict(`The reservation of order ${orderId} was committed and cannot be released`);

@@ -1,4 +1,4 @@
-import type { Sequelize } from '@cloudretail/db';
+import type { Sequelize, Transaction } from '@cloudretail/db';
 import { conflict } from '@cloudretail/errors';
 import { createEvent, enqueue } from '@cloudretail/events';
 import type { ReservationRepository } from '../data-access/reservation-repository';
@@ -20,9 +20,11 @@ export type ReturnResult = 'returned' | 'already_returned' | 'nothing_sold';
  */
 export function stockReturnUseCase({ sequelize, stock, reservations, returns }: Deps) {
   return {
-    async returnStock(orderIdInput: string): Promise<ReturnResult> {
+    /** `transaction`: the caller's (the consumer's inbox transaction), or a new one. The 409 is thrown before any write. */
+    async returnStock(orderIdInput: string, transaction?: Transaction): Promise<ReturnResult> {
       const orderId = orderIdInput.toLowerCase();
-      return sequelize.transaction(async (t): Promise<ReturnResult> => {
+      const run = (fn: (t: Transaction) => Promise<ReturnResult>) => (transaction ? fn(transaction) : sequelize.transaction(fn));
+      return run(async (t): Promise<ReturnResult> => {
         const reservation = await reservations.find(orderId, { transaction: t, lock: true });
         if (!reservation || reservation.status === 'RELEASED') return 'nothing_sold';
         if (reservation.status !== 'COMMITTED') throw conflict(`The reservation of order ${orderId} is ${reservation.status}; only sold units can be returned`);

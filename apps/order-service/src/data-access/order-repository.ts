@@ -45,6 +45,20 @@ export interface OrderChange {
 export function orderRepository(sequelize: Sequelize) {
   const query = <T extends object>(sql: string, bind: unknown[], transaction?: Transaction) => sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
 
+  const toRecord = (r: Row, items: OrderItem[]): OrderRecord => ({
+    id: r.id,
+    userId: r.user_id,
+    status: r.status,
+    step: r.step,
+    items,
+    totalCents: Number(r.total_cents),
+    currency: r.currency,
+    ...(r.reason ? { reason: r.reason } : {}),
+    paymentToken: r.payment_token,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+  });
+
   async function withItems(rows: Row[], transaction?: Transaction): Promise<OrderRecord[]> {
     if (!rows.length) return [];
     const items = await query<ItemRow>(
@@ -52,19 +66,12 @@ export function orderRepository(sequelize: Sequelize) {
       [rows.map((r) => r.id)],
       transaction,
     );
-    return rows.map((r) => ({
-      id: r.id,
-      userId: r.user_id,
-      status: r.status,
-      step: r.step,
-      items: items.filter((i) => i.order_id === r.id).map((i) => ({ productId: i.product_id, quantity: i.quantity, unitPriceCents: Number(i.unit_price_cents) })),
-      totalCents: Number(r.total_cents),
-      currency: r.currency,
-      ...(r.reason ? { reason: r.reason } : {}),
-      paymentToken: r.payment_token,
-      createdAt: r.created_at.toISOString(),
-      updatedAt: r.updated_at.toISOString(),
-    }));
+    return rows.map((r) =>
+      toRecord(
+        r,
+        items.filter((i) => i.order_id === r.id).map((i) => ({ productId: i.product_id, quantity: i.quantity, unitPriceCents: Number(i.unit_price_cents) })),
+      ),
+    );
   }
 
   async function addHistory(orderId: string, status: OrderStatus, step: SagaStep, reason: string | null, transaction: Transaction) {
@@ -88,7 +95,7 @@ export function orderRepository(sequelize: Sequelize) {
         },
       );
       await addHistory(order.id, 'PENDING', 'AWAITING_STOCK', null, transaction);
-      return (await withItems(rows, transaction))[0];
+      return toRecord(rows[0], order.items.map(({ productId, quantity, unitPriceCents }) => ({ productId, quantity, unitPriceCents })));
     },
 
     /** Records the key for the order; false when the user already used it (a concurrent twin waits here, then sees it). */
@@ -112,7 +119,8 @@ export function orderRepository(sequelize: Sequelize) {
       return (await withItems(rows, transaction))[0] ?? null;
     },
 
-    async update(id: string, change: OrderChange, transaction: Transaction): Promise<OrderRecord> {
+    /** `items`: the order's items when the caller has them (they never change), saving the re-read. */
+    async update(id: string, change: OrderChange, transaction: Transaction, items?: OrderItem[]): Promise<OrderRecord> {
       const rows = await query<Row>(
         `UPDATE orders SET status = $2, step = $3, reason = $4, updated_at = now(),
            step_started_at = CASE WHEN $5 THEN now() ELSE step_started_at END,
@@ -122,7 +130,7 @@ export function orderRepository(sequelize: Sequelize) {
         transaction,
       );
       await addHistory(id, change.status, change.step, change.reason ?? null, transaction);
-      return (await withItems(rows, transaction))[0];
+      return items && rows.length ? toRecord(rows[0], items) : (await withItems(rows, transaction))[0];
     },
 
     /** The user's orders, newest first. */

@@ -1,4 +1,4 @@
-import type { Sequelize } from '@cloudretail/db';
+import type { Sequelize, Transaction } from '@cloudretail/db';
 import { AppError } from '@cloudretail/errors';
 import { type EventEnvelope, type PayloadOf, type Transport, handleOnce } from '@cloudretail/events';
 import type { Logger } from '@cloudretail/logging';
@@ -20,15 +20,15 @@ interface Deps {
  * The saga's stock step: OrderPlaced → reserve (StockReserved / StockReservationFailed),
  * OrderConfirmed → commit, OrderCancelled → release, OrderRefunded → return the sold units.
  *
- * The domain operations run in their own transactions and are idempotent per orderId; the inbox
- * row (handleOnce) is what makes a redelivered event a no-op, and if the process dies between
- * the two commits, the redelivery meets an operation that has already happened and changes
- * nothing. A 404/409 from the domain is a fact about the order (nothing to release, already
- * released…), not a failure: it is logged and the event is done. Anything else is retried by the
+ * The domain operations run inside the inbox transaction (handleOnce), so the stock change, its
+ * outbox events and the inbox row commit once: a redelivered event is a no-op, and a crash leaves
+ * either all of it or nothing. A 404/409 from the domain is a fact about the order (nothing to
+ * release, already released…), not a failure: the domain throws it before writing anything, it
+ * is logged and the event is done. Anything else is retried by the
  * transport, then dead-lettered (`dlq.inventory-service`).
  */
 export async function startOrderEventsConsumer({ transport, sequelize, reservations, returns, logger }: Deps): Promise<Closer> {
-  const settled = async (event: EventEnvelope, operation: () => Promise<unknown>) => {
+  const settled = async (event: EventEnvelope, operation: () => Promise<unknown>): Promise<void> => {
     try {
       await operation();
     } catch (error) {
@@ -37,23 +37,23 @@ export async function startOrderEventsConsumer({ transport, sequelize, reservati
     }
   };
 
-  const operations: Record<string, (event: EventEnvelope) => Promise<unknown>> = {
-    OrderPlaced: ({ payload }) => {
+  const operations: Record<string, (event: EventEnvelope, t: Transaction) => Promise<unknown>> = {
+    OrderPlaced: ({ payload }, t) => {
       const { orderId, items } = payload as PayloadOf<'OrderPlaced'>;
-      return reservations.reserve(orderId, items.map(({ productId, quantity }) => ({ productId, quantity })));
+      return reservations.reserve(orderId, items.map(({ productId, quantity }) => ({ productId, quantity })), t);
     },
-    OrderConfirmed: ({ payload }) => reservations.commit((payload as PayloadOf<'OrderConfirmed'>).orderId),
-    OrderCancelled: ({ payload }) => {
+    OrderConfirmed: ({ payload }, t) => reservations.commit((payload as PayloadOf<'OrderConfirmed'>).orderId, t),
+    OrderCancelled: ({ payload }, t) => {
       const { orderId, reason } = payload as PayloadOf<'OrderCancelled'>;
-      return reservations.release(orderId, reason);
+      return reservations.release(orderId, reason, t);
     },
-    OrderRefunded: ({ payload }) => returns.returnStock((payload as PayloadOf<'OrderRefunded'>).orderId),
+    OrderRefunded: ({ payload }, t) => returns.returnStock((payload as PayloadOf<'OrderRefunded'>).orderId, t),
   };
 
   const handle = async (event: EventEnvelope) => {
     const operation = operations[event.type];
     if (!operation) return; // PaymentRequested, OrderStatusChanged: not about stock
-    await handleOnce(sequelize, CONSUMER_GROUP, event, () => settled(event, () => operation(event)));
+    await handleOnce(sequelize, CONSUMER_GROUP, event, (t) => settled(event, () => operation(event, t)));
   };
   const subscription = await transport.subscribe({ group: CONSUMER_GROUP, topics: ['orders'], handle });
   return { name: 'order-events-consumer', close: () => subscription.stop() };
