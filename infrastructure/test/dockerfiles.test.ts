@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { APPS, APP_NAMES, type AppConfig, type AppName, appConfigs, workspaceRoot } from './support';
 import { type Stage, contextSources, dockerignored, execForm, parseDockerfile, readDockerignore } from './dockerfile';
@@ -18,6 +18,18 @@ test('every app has a Dockerfile and the .dockerignore keeps secrets, history an
   for (const file of ['.git/config', '.env', 'node_modules/express/package.json', 'dist/apps/x/main.js', 'apps/x/node_modules/a', 'libs/db/test/db.test.ts', '.nx/cache/x']) {
     expect({ file, ignored: dockerignored(ignore, file) }).toEqual({ file, ignored: true });
   }
+});
+
+test('the seven Dockerfiles are one recipe: they differ only in the app name, its port and its description', () => {
+  // Docker has no include, so the recipe is repeated per app; this keeps the copies from drifting.
+  const normalised = (app: AppName) =>
+    readFileSync(dockerfileOf(app), 'utf8')
+      .replaceAll(app, '<app>')
+      .replace(new RegExp(`\\b${APPS[app].port}\\b`, 'g'), '<port>')
+      .replace(/^# <app>: .*$/m, '# <app>: <description>')
+      .replace(/description="CloudRetail [^"]*"/, 'description="CloudRetail <description>"');
+  const reference = normalised('product-service');
+  for (const app of APP_NAMES) expect({ app, dockerfile: normalised(app) }).toEqual({ app, dockerfile: reference });
 });
 
 describe.each(APP_NAMES)('Dockerfile of %s', (app) => {
