@@ -78,4 +78,5 @@ export function finishApp(app: Express): Express {
 
 export { parseRequest } from './validate';
 export { faultInjection, type Faults } from './fault-injection';
+export { serviceClient, type ServiceClientOptions } from './service-client';
 export { createApi, ErrorEnvelopeSchema, type RouteSpec, type Handler } from './api';
