@@ -77,52 +77,66 @@ export function createKafkaTransport({
   async function subscribe({ group, topics, handle, maxAttempts = defaultMaxAttempts, retryBackoffMs = defaultBackoffMs }: SubscribeOptions): Promise<Subscription> {
     // The DLQ is compacted: a replay writes a tombstone for the dead letter's key.
     if (createTopics) await ensureTopics([...topics.map((topic) => ({ topic })), { topic: dlqTopic(group), configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }]);
-    const consumer = kafka.consumer({ groupId: group, sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.floor(sessionTimeoutMs / 5), maxWaitTimeInMs: 1_000 });
-    const controller = new AbortController();
-    const { signal } = controller;
-    const joined = new Promise<void>((resolve, reject) => {
-      consumer.on(consumer.events.GROUP_JOIN, () => resolve());
-      consumer.on(consumer.events.CRASH, (event) => {
-        logger.error({ err: event.payload.error, group, restart: event.payload.restart }, 'kafka consumer crashed');
-        reject(event.payload.error);
-      });
-    });
-    joined.catch(() => undefined); // awaited below; a crash before that point is not "unhandled"
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topics, fromBeginning: true }); // a new group reads what was published before it existed
-      await consumer.run({
-        autoCommit: false,
-        // One message at a time per partition (kafkajs default), so per-aggregate order holds.
-        eachMessage: async ({ topic, partition, message }) => {
-          if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
-          const ack = await deliver({
-            raw: message.value?.toString() ?? '',
-            topic,
-            handle,
-            maxAttempts,
-            retryBackoffMs,
-            signal,
-            logger,
-            deadLetter: (record) => sendDeadLetter(group, record),
-          });
-          if (ack) await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
-        },
-      });
-      await joined;
-    } catch (error) {
-      await consumer.disconnect().catch(() => undefined);
-      throw error;
+    // Joining can fail while another member of the group is joining too (a SyncGroup error from
+    // the rebalance); a fresh consumer a moment later joins cleanly.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await join();
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        logger.warn({ err: error, group, attempt }, 'kafka consumer could not join its group; retrying');
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
     }
-    const subscription: Subscription = {
-      async stop() {
-        controller.abort();
-        await consumer.disconnect(); // waits for the message in hand, then leaves the group
-        subscriptions.delete(subscription);
-      },
-    };
-    subscriptions.add(subscription);
-    return subscription;
+
+    async function join(): Promise<Subscription> {
+      const consumer = kafka.consumer({ groupId: group, sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.floor(sessionTimeoutMs / 5), maxWaitTimeInMs: 1_000 });
+      const controller = new AbortController();
+      const { signal } = controller;
+      const joined = new Promise<void>((resolve, reject) => {
+        consumer.on(consumer.events.GROUP_JOIN, () => resolve());
+        consumer.on(consumer.events.CRASH, (event) => {
+          logger.error({ err: event.payload.error, group, restart: event.payload.restart }, 'kafka consumer crashed');
+          reject(event.payload.error);
+        });
+      });
+      joined.catch(() => undefined); // awaited below; a crash before that point is not "unhandled"
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics, fromBeginning: true }); // a new group reads what was published before it existed
+        await consumer.run({
+          autoCommit: false,
+          // One message at a time per partition (kafkajs default), so per-aggregate order holds.
+          eachMessage: async ({ topic, partition, message }) => {
+            if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
+            const ack = await deliver({
+              raw: message.value?.toString() ?? '',
+              topic,
+              handle,
+              maxAttempts,
+              retryBackoffMs,
+              signal,
+              logger,
+              deadLetter: (record) => sendDeadLetter(group, record),
+            });
+            if (ack) await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+          },
+        });
+        await joined;
+      } catch (error) {
+        await consumer.disconnect().catch(() => undefined);
+        throw error;
+      }
+      const subscription: Subscription = {
+        async stop() {
+          controller.abort();
+          await consumer.disconnect(); // waits for the message in hand, then leaves the group
+          subscriptions.delete(subscription);
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    }
   }
 
   /** Every message of a topic, read with a throwaway group up to the current end of each partition. */
