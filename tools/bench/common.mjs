@@ -81,9 +81,18 @@ export async function waitFor(url, child, name, timeoutMs = 30_000) {
 
 /** Starts a built app from dist; its stderr and warn-level logs are shown. */
 export function startApp(app, env) {
-  const child = spawn(process.execPath, ['main.js'], {
+  // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles every app under load
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'main.js'], {
     cwd: path.join(root, 'dist/apps', app),
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', LOG_LEVEL: 'warn', SHUTDOWN_DELAY_MS: '0', SHUTDOWN_TIMEOUT_MS: '3000', ...env },
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_DELAY_MS: '0',
+      SHUTDOWN_TIMEOUT_MS: '3000',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk) => process.stdout.write(`  ${app} | ${chunk}`));

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { type KeyObject, createPublicKey, createSecretKey } from 'node:crypto';
 import jwt, { type Algorithm } from 'jsonwebtoken';
 import { AppError, forbidden, unauthorized } from '@cloudretail/errors';
 
@@ -41,8 +42,11 @@ export interface Auth {
 /** JWT issue and verify. Only the configured algorithm is accepted, so `alg: none` and algorithm swaps fail. */
 export function createAuth({ secret, algorithm = 'HS256', privateKey, publicKey, issuer = 'cloudretail', expiresIn = '1h' }: AuthOptions): Auth {
   const signKey = algorithm === 'HS256' ? secret : privateKey;
-  const verifyKey = algorithm === 'HS256' ? secret : publicKey;
-  if (!verifyKey) throw new Error(algorithm === 'HS256' ? 'JWT_SECRET is required for HS256' : 'JWT_PUBLIC_KEY is required for RS256');
+  const verifyText = algorithm === 'HS256' ? secret : publicKey;
+  if (!verifyText) throw new Error(algorithm === 'HS256' ? 'JWT_SECRET is required for HS256' : 'JWT_PUBLIC_KEY is required for RS256');
+  // A KeyObject made once: given a string, jsonwebtoken builds one per call, and for a secret it
+  // first tries (and fails) to parse it as a public key, which costs more than the signature check.
+  const verifyKey: KeyObject = algorithm === 'HS256' ? createSecretKey(Buffer.from(verifyText)) : createPublicKey(verifyText);
   const algorithms: Algorithm[] = [algorithm];
 
   const verify = (token: string): Identity => {

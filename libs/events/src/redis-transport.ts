@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_ATTEMPTS,
   DEFAULT_RETRY_BACKOFF_MS,
   type DeadLetterRecord,
+  aggregateIdOf,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -25,6 +26,8 @@ export interface RedisTransportOptions {
   blockMs?: number;
   /** Messages read per `XREADGROUP`. */
   batchSize?: number;
+  /** Aggregates of a read batch handled at once; one aggregate's messages are always handled one at a time, in order. */
+  concurrency?: number;
   maxAttempts?: number;
   retryBackoffMs?: number;
 }
@@ -67,9 +70,9 @@ function connect(url: string, logger: Logger, name: string): Redis {
 
 /**
  * Redis Streams transport: one stream per topic (`events:<topic>`), one consumer group per
- * subscriber group. Each consumer handles its messages one at a time, so order within a stream
- * holds per consumer (Redis has no partitions: a group with several consumers does not keep
- * per-aggregate order across them).
+ * subscriber group. A consumer handles one aggregate's messages one at a time, in stream order,
+ * and different aggregates concurrently (Redis has no partitions: a group with several consumers
+ * does not keep per-aggregate order across them).
  */
 export function createRedisTransport({
   url,
@@ -78,6 +81,7 @@ export function createRedisTransport({
   claimIdleMs = 30_000,
   blockMs = 5_000,
   batchSize = 50,
+  concurrency = 8,
   maxAttempts: defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
   retryBackoffMs: defaultBackoffMs = DEFAULT_RETRY_BACKOFF_MS,
 }: RedisTransportOptions): Transport {
@@ -109,24 +113,37 @@ export function createRedisTransport({
       (await blocking.call('XREADGROUP', 'GROUP', group, consumerName, 'COUNT', batchSize, ...(block ? ['BLOCK', block] : []), 'STREAMS', ...keys, ...keys.map(() => id))) as ReadReply;
 
     /**
-     * Handles a read batch one message at a time, then acknowledges every message that was handled
-     * or dead-lettered with one XACK (also when a later one throws or the subscription stops).
+     * Handles a read batch: each aggregate's messages one at a time and in stream order, up to
+     * `concurrency` aggregates at once. Then acknowledges every message that was handled or
+     * dead-lettered with one XACK (also when another one failed or the subscription stops).
      * A crash before that XACK redelivers handled messages, which consumers' inboxes make no-ops.
      */
     async function processEntries(key: string, entries: Entry[]) {
       const done: string[] = [];
-      try {
-        for (const [id, fields] of entries) {
-          if (signal.aborted) return; // the rest stays pending and is redelivered
-          const raw = fields ? (field(fields, 'envelope') ?? '') : null;
-          const ack =
-            raw === null || // trimmed from the stream while pending: nothing left to handle
-            (await deliver({ raw, topic: key.slice(PREFIX.length), handle, maxAttempts, retryBackoffMs, signal, logger, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
-          if (ack) done.push(id);
-        }
-      } finally {
-        if (done.length) await redis.xack(key, group, ...done);
+      const lanes = new Map<string, { id: string; raw: string | null }[]>();
+      for (const [id, fields] of entries) {
+        const raw = fields ? (field(fields, 'envelope') ?? '') : null; // null: trimmed from the stream while pending
+        const aggregate = (raw && aggregateIdOf(raw)) || id; // garbage has no aggregate: a lane of its own
+        const lane = lanes.get(aggregate);
+        if (lane) lane.push({ id, raw });
+        else lanes.set(aggregate, [{ id, raw }]);
       }
+      const queue = [...lanes.values()];
+      const worker = async () => {
+        for (let lane = queue.shift(); lane; lane = queue.shift()) {
+          for (const { id, raw } of lane) {
+            if (signal.aborted) return; // the rest stays pending and is redelivered
+            const ack =
+              raw === null ||
+              (await deliver({ raw, topic: key.slice(PREFIX.length), handle, maxAttempts, retryBackoffMs, signal, logger, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
+            if (ack) done.push(id);
+          }
+        }
+      };
+      const results = await Promise.allSettled(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+      if (done.length) await redis.xack(key, group, ...done);
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     }
 
     async function poll() {

@@ -1,6 +1,5 @@
-import { Client } from 'pg';
 import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
-import { OUTBOX_CHANNEL } from './outbox';
+import { onOutboxCommit } from './outbox';
 import type { Logger } from '@cloudretail/logging';
 import type { EventEnvelope } from './envelope';
 import type { Transport } from './transport';
@@ -15,7 +14,7 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Ceiling of the backoff after failed rounds. */
   maxBackoffMs?: number;
-  /** How long a NOTIFY wake-up waits before its round, so the commits of a burst share one round. */
+  /** How long a wake-up after a commit waits before its round, so the commits of a burst share one round. */
   wakeDelayMs?: number;
 }
 
@@ -52,20 +51,20 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
   const exec = (sql: string, bind: unknown[], transaction: Transaction) => sequelize.query(sql, { bind, transaction });
 
   async function claim(transaction: Transaction): Promise<Row[]> {
-    const rows = await query<Row>(
-      'SELECT id, topic, aggregate_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED',
+    // `busy`: a pending row of the same aggregate, earlier in seq order, that we did not get is held
+    // by another relay: leave that aggregate to it, or its events could overtake each other.
+    const rows = await query<Row & { busy: boolean }>(
+      `WITH claimed AS (
+         SELECT id, seq, topic, aggregate_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+       )
+       SELECT id, topic, aggregate_id, envelope, EXISTS (
+         SELECT 1 FROM outbox e WHERE e.published_at IS NULL AND e.aggregate_id = c.aggregate_id AND e.seq < c.seq AND e.id NOT IN (SELECT id FROM claimed)
+       ) AS busy
+       FROM claimed c ORDER BY seq`,
       [batchSize],
       transaction,
     );
-    if (!rows.length) return rows;
-    // A pending row of the same aggregate that we did not get is held by another relay (it is
-    // earlier in seq order): leave that aggregate to it, or its events could overtake each other.
-    const busy = await query<{ aggregate_id: string }>(
-      'SELECT DISTINCT aggregate_id FROM outbox WHERE published_at IS NULL AND aggregate_id = ANY($1) AND NOT (id = ANY($2)) AND seq < (SELECT max(seq) FROM outbox WHERE id = ANY($2))',
-      [[...new Set(rows.map((r) => r.aggregate_id))], rows.map((r) => r.id)],
-      transaction,
-    );
-    const skip = new Set(busy.map((r) => r.aggregate_id));
+    const skip = new Set(rows.filter((r) => r.busy).map((r) => r.aggregate_id));
     return rows.filter((r) => !skip.has(r.aggregate_id));
   }
 
@@ -103,30 +102,6 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
   let woken = false;
   let wakeScheduled = false;
 
-  // `enqueue` NOTIFYs right after the writer's transaction commits, so the relay publishes at once
-  // instead of waiting for its next poll.
-  let listener: Client | undefined;
-  async function listen() {
-    if (stopped || listener) return;
-    const { host, port, database, username, password } = sequelize.config;
-    const client = new Client({ host, port: Number(port), database, user: username, password: password ?? undefined, connectionTimeoutMillis: 5_000 });
-    listener = client;
-    client.on('notification', wake);
-    client.on('error', (error) => {
-      logger.warn({ err: error }, 'outbox listener lost; polling until it reconnects');
-      if (listener === client) listener = undefined;
-      client.end().catch(() => undefined);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-    } catch (error) {
-      if (listener === client) listener = undefined;
-      client.end().catch(() => undefined);
-      logger.warn({ err: error }, 'outbox listener could not connect; polling');
-    }
-  }
-
   // Wake-ups are coalesced: the first one brings the next round forward to `wakeDelayMs` from now,
   // later ones before it starts change nothing, so a burst of commits costs one round, not one each.
   function wake() {
@@ -145,7 +120,6 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
     timer = setTimeout(() => {
       running = true;
       woken = false;
-      if (!listener) void listen();
       current = runOnce()
         .catch((error) => {
           logger.error({ err: error }, 'outbox relay round failed'); // database down: same backoff
@@ -163,15 +137,17 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
         });
     }, delayMs);
   }
+  // `enqueue` wakes the relay right after the writer's transaction commits.
+  const unsubscribe = onOutboxCommit(sequelize, wake);
   schedule(0);
 
   return {
     runOnce,
     async stop() {
       stopped = true;
+      unsubscribe();
       clearTimeout(timer);
       await current;
-      await listener?.end().catch(() => undefined);
     },
   };
 }

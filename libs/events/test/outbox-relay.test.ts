@@ -3,8 +3,7 @@ import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import Redis from 'ioredis';
 import { QueryTypes, type Sequelize, createSequelize, migrate } from '@cloudretail/db';
 import { TEST_REDIS_URL, createTestDatabase } from '@cloudretail/testing';
-import { Client } from 'pg';
-import { type EventEnvelope, OUTBOX_CHANNEL, type Transport, createRedisTransport, enqueue, outboxMigration, startOutboxRelay, streamKey } from '../src';
+import { type EventEnvelope, type Transport, createRedisTransport, createTransport, enqueue, onOutboxCommit, outboxMigration, startOutboxRelay, streamKey } from '../src';
 import { eventually, logger, stockEvent, uniqueName } from './support';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -93,36 +92,40 @@ async function freePort(): Promise<number> {
 
 describe('outbox relay', () => {
   it('when a transaction with outbox rows commits, then the relay publishes at once instead of waiting for its next poll', async () => {
-    const topic = newTopic();
-    relay({ transport: redisTransport(), pollMs: 60_000 });
-    await new Promise((r) => setTimeout(r, 300)); // the first (empty) round has run and the listener is up
+    // The relay's transport namespaces the topic, so enqueue's real topic ('inventory') is ours alone.
+    const prefix = `${uniqueName('wake')}.`;
+    const transport = createTransport({ EVENT_TRANSPORT: 'redis', REDIS_URL: TEST_REDIS_URL, EVENT_TOPIC_PREFIX: prefix }, logger);
+    cleanups.push(() => transport.close());
+    topics.push(`${prefix}inventory`);
+    relay({ transport, pollMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 300)); // the first (empty) round has run: the next poll is a minute away
     const event = stockEvent();
-    const started = Date.now();
-    await sequelize.transaction(async (transaction) => {
-      await sequelize.query('INSERT INTO outbox (id, topic, type, aggregate_id, envelope) VALUES ($1, $2, $3, $4, $5)', {
-        bind: [event.id, topic, event.type, event.aggregateId, JSON.stringify(event)],
-        transaction,
-      });
-      await sequelize.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, { transaction });
-    });
-    await eventually(async () => expect(await streamIds(topic)).toEqual([event.id]), { timeoutMs: 5_000 });
-    expect(Date.now() - started).toBeLessThan(5_000);
+    await sequelize.transaction((transaction) => enqueue(sequelize, transaction, [event]));
+    await eventually(async () => expect(await streamIds(`${prefix}inventory`)).toEqual([event.id]), { timeoutMs: 5_000 });
   });
 
-  it('enqueue notifies the relay only when the transaction commits', async () => {
-    const listener = new Client({ connectionString: db.url });
-    await listener.connect();
-    cleanups.push(() => listener.end());
-    const received: string[] = [];
-    listener.on('notification', (n) => received.push(n.channel));
-    await listener.query(`LISTEN ${OUTBOX_CHANNEL}`);
-    const rolledBack = sequelize.transaction(async (transaction) => {
-      await enqueue(sequelize, transaction, [stockEvent()]);
-      throw new Error('roll back');
-    });
-    await expect(rolledBack).rejects.toThrow('roll back');
-    await sequelize.transaction((transaction) => enqueue(sequelize, transaction, [stockEvent()]));
-    await eventually(() => expect(received).toEqual([OUTBOX_CHANNEL]));
+  it('enqueue writes every event in one statement and wakes the relays only when the transaction commits', async () => {
+    let wakes = 0;
+    const unsubscribe = onOutboxCommit(sequelize, () => (wakes += 1));
+    cleanups.push(async () => unsubscribe());
+    const rolledBack = [stockEvent(), stockEvent()];
+    await expect(
+      sequelize.transaction(async (transaction) => {
+        await enqueue(sequelize, transaction, rolledBack);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(wakes).toBe(0);
+    expect(await outboxRows(rolledBack.map((e) => e.id))).toEqual([]);
+
+    const committed = [stockEvent(), stockEvent()];
+    await sequelize.transaction((transaction) => enqueue(sequelize, transaction, committed));
+    expect(wakes).toBe(1);
+    const rows = await sequelize.query<{ id: string; topic: string; type: string; aggregate_id: string; envelope: EventEnvelope }>(
+      'SELECT id, topic, type, aggregate_id, envelope FROM outbox WHERE id = ANY($1) ORDER BY seq',
+      { bind: [committed.map((e) => e.id)], type: QueryTypes.SELECT },
+    );
+    expect(rows).toEqual(committed.map((e) => ({ id: e.id, topic: 'inventory', type: 'StockLevelSet', aggregate_id: e.aggregateId, envelope: e })));
     await sequelize.query("UPDATE outbox SET published_at = now() WHERE topic = 'inventory'"); // keep other tests' relays off the real topic
   });
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { TEST_REDIS_URL } from '@cloudretail/testing';
 import { type Transport, createRedisTransport, dlqTopic, streamKey } from '../src';
@@ -68,6 +69,37 @@ describe('redis transport (redis only)', () => {
 
     // Assert
     await eventually(() => expect(handled).toEqual([event.id]));
+    await eventually(async () => expect(await redis.xpending(streamKey(topic), group)).toEqual([0, null, null, null]));
+  });
+
+  it('(redis only) when one aggregate is slow, then other aggregates of the batch go on while its own messages keep their order', async () => {
+    const [topic, group] = [name('topics'), name('groups')];
+    const transport = track(create());
+    const [slow, fast] = [randomUUID(), randomUUID()];
+    const events = [stockEvent(slow, 1), stockEvent(slow, 2), stockEvent(fast, 1), stockEvent(fast, 2), stockEvent(slow, 3)];
+    await transport.publish(topic, events); // one batch: all five are read by one XREADGROUP
+    const log: string[] = [];
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
+    await transport.subscribe({
+      group,
+      topics: [topic],
+      handle: async (event) => {
+        const { available } = event.payload as { available: number };
+        const who = event.aggregateId === slow ? 'slow' : 'fast';
+        log.push(`${who}${available} start`);
+        if (who === 'slow' && available === 1) await slowGate;
+        log.push(`${who}${available} end`);
+      },
+    });
+    try {
+      // The fast aggregate finishes while the slow one's first message is still in hand…
+      await eventually(() => expect(log).toEqual(['slow1 start', 'fast1 start', 'fast1 end', 'fast2 start', 'fast2 end']));
+    } finally {
+      releaseSlow();
+    }
+    // …and the slow aggregate's messages then run one after another, in stream order.
+    await eventually(() => expect(log.filter((l) => l.startsWith('slow'))).toEqual(['slow1 start', 'slow1 end', 'slow2 start', 'slow2 end', 'slow3 start', 'slow3 end']));
     await eventually(async () => expect(await redis.xpending(streamKey(topic), group)).toEqual([0, null, null, null]));
   });
 

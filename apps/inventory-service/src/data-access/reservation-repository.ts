@@ -5,6 +5,7 @@ interface Row {
   order_id: string;
   status: ReservationStatus;
   expires_at: Date;
+  items: ReservationItem[];
 }
 
 /** Reservations with their items, as plain records. */
@@ -17,16 +18,16 @@ export function reservationRepository(sequelize: Sequelize) {
      * Claims `orderId` for a new reservation; false when it already exists. A concurrent claim
      * of the same id waits on the primary key until this transaction ends, which is what makes
      * duplicate calls safe: the loser then sees the winner's reservation (or, if the winner
-     * rolled back or removed it, claims the id itself).
+     * rolled back or removed it, claims the id itself). Resolves the new reservation's expiry.
      */
-    async claim(orderId: string, ttlMs: number, transaction: Transaction): Promise<boolean> {
-      const rows = await query(
+    async claim(orderId: string, ttlMs: number, transaction: Transaction): Promise<{ expiresAt: string } | null> {
+      const [row] = await query<{ expires_at: Date }>(
         `INSERT INTO reservations (order_id, status, expires_at) VALUES ($1, 'RESERVED', now() + $2 * interval '1 millisecond')
-         ON CONFLICT (order_id) DO NOTHING RETURNING order_id`,
+         ON CONFLICT (order_id) DO NOTHING RETURNING expires_at`,
         [orderId, ttlMs],
         transaction,
       );
-      return rows.length === 1;
+      return row ? { expiresAt: row.expires_at.toISOString() } : null;
     },
 
     async addItems(orderId: string, items: ReservationItem[], transaction: Transaction): Promise<void> {
@@ -37,25 +38,17 @@ export function reservationRepository(sequelize: Sequelize) {
       );
     },
 
-    /** The reservation, or null; `lock` holds its row until the transaction ends. */
+    /** The reservation with its items (one query), or null; `lock` holds its row until the transaction ends. */
     async find(orderId: string, { transaction, lock = false }: { transaction?: Transaction; lock?: boolean } = {}): Promise<Reservation | null> {
       const [row] = await query<Row>(
-        `SELECT order_id, status, expires_at FROM reservations WHERE order_id = $1${lock ? ' FOR UPDATE' : ''}`,
+        `SELECT order_id, status, expires_at,
+           (SELECT coalesce(json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity) ORDER BY i.product_id), '[]')
+            FROM reservation_items i WHERE i.order_id = r.order_id) AS items
+         FROM reservations r WHERE order_id = $1${lock ? ' FOR UPDATE' : ''}`,
         [orderId],
         transaction,
       );
-      if (!row) return null;
-      const items = await query<{ product_id: string; quantity: number }>(
-        'SELECT product_id, quantity FROM reservation_items WHERE order_id = $1 ORDER BY product_id',
-        [orderId],
-        transaction,
-      );
-      return {
-        orderId: row.order_id,
-        status: row.status,
-        items: items.map((i) => ({ productId: i.product_id, quantity: i.quantity })),
-        expiresAt: row.expires_at.toISOString(),
-      };
+      return row ? { orderId: row.order_id, status: row.status, items: row.items, expiresAt: row.expires_at.toISOString() } : null;
     },
 
     async setStatus(orderId: string, status: ReservationStatus, transaction: Transaction, releaseReason: string | null = null): Promise<void> {

@@ -77,7 +77,8 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
       const orderId = orderIdInput.toLowerCase();
       const items = normalizeItems(requested);
       return within(transaction, async (t): Promise<ReserveResult> => {
-        if (!(await reservations.claim(orderId, reservationTtlMs, t))) {
+        const claimed = await reservations.claim(orderId, reservationTtlMs, t);
+        if (!claimed) {
           const existing = await mustFind(orderId, t);
           assertSameItems(existing, items);
           return { outcome: 'already_reserved', reservation: existing };
@@ -92,7 +93,7 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
         await stock.adjust(items.map((i) => ({ productId: i.productId, available: -i.quantity, reserved: i.quantity })), t);
         await reservations.addItems(orderId, items, t);
         await enqueue(sequelize, t, [createEvent('StockReserved', orderId, { orderId, items }), ...lowStockEvents(items, levels)]);
-        return { outcome: 'reserved', reservation: await mustFind(orderId, t) };
+        return { outcome: 'reserved', reservation: { orderId, status: 'RESERVED', items, expiresAt: claimed.expiresAt } };
       });
     },
 

@@ -12,16 +12,15 @@ interface Row {
   payment_token: string | null;
   created_at: Date;
   updated_at: Date;
-}
-
-interface ItemRow {
-  order_id: string;
-  product_id: string;
-  quantity: number;
-  unit_price_cents: string;
+  items: { productId: string; quantity: number; unitPriceCents: number }[];
 }
 
 const COLUMNS = 'id, user_id, status, step, reason, total_cents, currency, payment_token, created_at, updated_at';
+/** An order's columns with its items, in one row: reads and writes are one round trip each. */
+const itemsOf = (table: string) =>
+  `(SELECT coalesce(json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.position), '[]')
+    FROM order_items i WHERE i.order_id = ${table}.id) AS items`;
+const WITH_ITEMS = `${COLUMNS}, ${itemsOf('orders')}`;
 
 export interface NewOrder {
   id: string;
@@ -45,12 +44,12 @@ export interface OrderChange {
 export function orderRepository(sequelize: Sequelize) {
   const query = <T extends object>(sql: string, bind: unknown[], transaction?: Transaction) => sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
 
-  const toRecord = (r: Row, items: OrderItem[]): OrderRecord => ({
+  const toRecord = (r: Row): OrderRecord => ({
     id: r.id,
     userId: r.user_id,
     status: r.status,
     step: r.step,
-    items,
+    items: r.items.map((i) => ({ productId: i.productId, quantity: i.quantity, unitPriceCents: Number(i.unitPriceCents) })),
     totalCents: Number(r.total_cents),
     currency: r.currency,
     ...(r.reason ? { reason: r.reason } : {}),
@@ -59,43 +58,34 @@ export function orderRepository(sequelize: Sequelize) {
     updatedAt: r.updated_at.toISOString(),
   });
 
-  async function withItems(rows: Row[], transaction?: Transaction): Promise<OrderRecord[]> {
-    if (!rows.length) return [];
-    const items = await query<ItemRow>(
-      'SELECT order_id, product_id, quantity, unit_price_cents FROM order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, position',
-      [rows.map((r) => r.id)],
-      transaction,
-    );
-    return rows.map((r) =>
-      toRecord(
-        r,
-        items.filter((i) => i.order_id === r.id).map((i) => ({ productId: i.product_id, quantity: i.quantity, unitPriceCents: Number(i.unit_price_cents) })),
-      ),
-    );
-  }
-
-  async function addHistory(orderId: string, status: OrderStatus, step: SagaStep, reason: string | null, transaction: Transaction) {
-    await sequelize.query('INSERT INTO order_history (order_id, status, step, reason) VALUES ($1, $2, $3, $4)', { bind: [orderId, status, step, reason], transaction });
-  }
-
   return {
+    /** The order with its items and its first history row, in one statement. */
     async insert(order: NewOrder, transaction: Transaction): Promise<OrderRecord> {
-      const rows = await query<Row>(
-        `INSERT INTO orders (id, user_id, status, step, total_cents, currency, payment_token)
-         VALUES ($1, $2, 'PENDING', 'AWAITING_STOCK', $3, $4, $5) RETURNING ${COLUMNS}`,
-        [order.id, order.userId, order.totalCents, order.currency, order.paymentToken],
+      const [row] = await query<Omit<Row, 'items'>>(
+        `WITH o AS (
+           INSERT INTO orders (id, user_id, status, step, total_cents, currency, payment_token)
+           VALUES ($1, $2, 'PENDING', 'AWAITING_STOCK', $3, $4, $5) RETURNING ${COLUMNS}
+         ), i AS (
+           INSERT INTO order_items (order_id, position, product_id, quantity, unit_price_cents)
+           SELECT $1, p, i, q, c FROM unnest($6::int[], $7::uuid[], $8::int[], $9::bigint[]) AS t (p, i, q, c)
+         ), h AS (
+           INSERT INTO order_history (order_id, status, step) SELECT id, status, step FROM o
+         )
+         SELECT * FROM o`,
+        [
+          order.id,
+          order.userId,
+          order.totalCents,
+          order.currency,
+          order.paymentToken,
+          order.items.map((_, n) => n),
+          order.items.map((i) => i.productId),
+          order.items.map((i) => i.quantity),
+          order.items.map((i) => i.unitPriceCents),
+        ],
         transaction,
       );
-      await sequelize.query(
-        `INSERT INTO order_items (order_id, position, product_id, quantity, unit_price_cents)
-         SELECT $1, p, i, q, c FROM unnest($2::int[], $3::uuid[], $4::int[], $5::bigint[]) AS t (p, i, q, c)`,
-        {
-          bind: [order.id, order.items.map((_, n) => n), order.items.map((i) => i.productId), order.items.map((i) => i.quantity), order.items.map((i) => i.unitPriceCents)],
-          transaction,
-        },
-      );
-      await addHistory(order.id, 'PENDING', 'AWAITING_STOCK', null, transaction);
-      return toRecord(rows[0], order.items.map(({ productId, quantity, unitPriceCents }) => ({ productId, quantity, unitPriceCents })));
+      return toRecord({ ...row, items: order.items });
     },
 
     /** Records the key for the order; false when the user already used it (a concurrent twin waits here, then sees it). */
@@ -115,31 +105,35 @@ export function orderRepository(sequelize: Sequelize) {
 
     /** The order, or null; `lock` holds its row until the transaction ends (every state change locks first). */
     async find(id: string, { transaction, lock = false }: { transaction?: Transaction; lock?: boolean } = {}): Promise<OrderRecord | null> {
-      const rows = await query<Row>(`SELECT ${COLUMNS} FROM orders WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id], transaction);
-      return (await withItems(rows, transaction))[0] ?? null;
+      const [row] = await query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id], transaction);
+      return row ? toRecord(row) : null;
     },
 
-    /** `items`: the order's items when the caller has them (they never change), saving the re-read. */
-    async update(id: string, change: OrderChange, transaction: Transaction, items?: OrderItem[]): Promise<OrderRecord> {
-      const rows = await query<Row>(
-        `UPDATE orders SET status = $2, step = $3, reason = $4, updated_at = now(),
-           step_started_at = CASE WHEN $5 THEN now() ELSE step_started_at END,
-           payment_token = CASE WHEN $6 THEN NULL ELSE payment_token END
-         WHERE id = $1 RETURNING ${COLUMNS}`,
+    /** Changes the order and adds its history row, in one statement. */
+    async update(id: string, change: OrderChange, transaction: Transaction): Promise<OrderRecord> {
+      const [row] = await query<Row>(
+        `WITH o AS (
+           UPDATE orders SET status = $2, step = $3, reason = $4, updated_at = now(),
+             step_started_at = CASE WHEN $5 THEN now() ELSE step_started_at END,
+             payment_token = CASE WHEN $6 THEN NULL ELSE payment_token END
+           WHERE id = $1 RETURNING ${COLUMNS}
+         ), h AS (
+           INSERT INTO order_history (order_id, status, step, reason) SELECT id, status, step, reason FROM o
+         )
+         SELECT o.*, ${itemsOf('o')} FROM o`,
         [id, change.status, change.step, change.reason ?? null, change.newStep, change.clearPaymentToken],
         transaction,
       );
-      await addHistory(id, change.status, change.step, change.reason ?? null, transaction);
-      return items && rows.length ? toRecord(rows[0], items) : (await withItems(rows, transaction))[0];
+      return toRecord(row);
     },
 
     /** The user's orders, newest first. */
     async listByUser(userId: string, page: number, limit: number): Promise<{ items: OrderRecord[]; total: number }> {
       const [rows, [{ total }]] = await Promise.all([
-        query<Row>(`SELECT ${COLUMNS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${(page - 1) * limit}`, [userId]),
+        query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${(page - 1) * limit}`, [userId]),
         query<{ total: string }>('SELECT count(*) AS total FROM orders WHERE user_id = $1', [userId]),
       ]);
-      return { items: await withItems(rows), total: Number(total) };
+      return { items: rows.map(toRecord), total: Number(total) };
     },
 
     /**

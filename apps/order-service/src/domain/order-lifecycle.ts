@@ -43,14 +43,14 @@ export function orderLifecycle({ sequelize, orders, onOutcome = () => undefined 
   return {
     /** Moves a PENDING order to its next step, with the event that starts it. */
     async advance(order: OrderRecord, step: 'AWAITING_PAYMENT', events: EventEnvelope[], t: Transaction): Promise<OrderRecord> {
-      const updated = await orders.update(order.id, { status: 'PENDING', step, newStep: true, clearPaymentToken: true }, t, order.items);
+      const updated = await orders.update(order.id, { status: 'PENDING', step, newStep: true, clearPaymentToken: true }, t);
       await enqueue(sequelize, t, events);
       return updated;
     },
 
     async finish(order: OrderRecord, final: Final, t: Transaction): Promise<OrderRecord> {
       const reason = final.status === 'CANCELLED' ? final.reason : undefined;
-      const updated = await orders.update(order.id, { status: final.status, step: 'DONE', reason, newStep: true, clearPaymentToken: true }, t, order.items);
+      const updated = await orders.update(order.id, { status: final.status, step: 'DONE', reason, newStep: true, clearPaymentToken: true }, t);
       await enqueue(sequelize, t, [...consequences(updated, final), statusChanged(updated)]);
       const outcome: SagaOutcome = final.status === 'CANCELLED' ? final.reason : final.status === 'CONFIRMED' ? 'confirmed' : 'refunded';
       t.afterCommit(() => onOutcome(outcome, updated, order.status === 'PENDING'));

@@ -38,9 +38,15 @@ export function paymentRepository(sequelize: Sequelize) {
   const select = async (sql: string, bind: unknown[], transaction?: Transaction) =>
     (await sequelize.query<Row>(sql, { bind, type: QueryTypes.SELECT, transaction })).map(toRecord);
 
-  async function addHistory(paymentId: string, status: PaymentStatus, reason: string | null, transaction: Transaction) {
-    await sequelize.query('INSERT INTO payment_status_history (payment_id, status, reason) VALUES ($1, $2, $3)', { bind: [paymentId, status, reason], transaction });
-  }
+  /** Runs a statement that writes one payment row (RETURNING its columns) and adds its history row with `reason` ($1), in one round trip. */
+  const withHistory = (write: string, bind: unknown[], transaction: Transaction) =>
+    select(
+      `WITH p AS (${write} RETURNING ${COLUMNS}),
+         h AS (INSERT INTO payment_status_history (payment_id, status, reason) SELECT id, status, $1 FROM p)
+       SELECT * FROM p`,
+      bind,
+      transaction,
+    );
 
   return {
     /**
@@ -48,28 +54,20 @@ export function paymentRepository(sequelize: Sequelize) {
      * there is one (a concurrent claim of the same order waits on the unique key, then sees it).
      */
     async claim(request: PaymentRequest, provider: string, transaction: Transaction): Promise<{ payment: PaymentRecord; claimed: boolean }> {
-      const [inserted] = await select(
+      const [inserted] = await withHistory(
         `INSERT INTO payments (id, order_id, user_id, status, amount_cents, currency, provider)
-         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6) ON CONFLICT (order_id) DO NOTHING RETURNING ${COLUMNS}`,
-        [randomUUID(), request.orderId, request.userId, request.amountCents, request.currency, provider],
+         VALUES ($2, $3, $4, 'PENDING', $5, $6, $7) ON CONFLICT (order_id) DO NOTHING`,
+        [null, randomUUID(), request.orderId, request.userId, request.amountCents, request.currency, provider],
         transaction,
       );
-      if (inserted) {
-        await addHistory(inserted.id, 'PENDING', null, transaction);
-        return { payment: inserted, claimed: true };
-      }
+      if (inserted) return { payment: inserted, claimed: true };
       const [existing] = await select(`SELECT ${COLUMNS} FROM payments WHERE order_id = $1`, [request.orderId], transaction);
       return { payment: existing, claimed: false };
     },
 
     /** Records that the order was cancelled before any payment; null when the order already has one. */
     async insertTombstone(orderId: string, reason: string, transaction: Transaction): Promise<PaymentRecord | null> {
-      const [inserted] = await select(
-        `INSERT INTO payments (id, order_id, status) VALUES ($1, $2, 'CANCELLED') ON CONFLICT (order_id) DO NOTHING RETURNING ${COLUMNS}`,
-        [randomUUID(), orderId],
-        transaction,
-      );
-      if (inserted) await addHistory(inserted.id, 'CANCELLED', reason, transaction);
+      const [inserted] = await withHistory(`INSERT INTO payments (id, order_id, status) VALUES ($2, $3, 'CANCELLED') ON CONFLICT (order_id) DO NOTHING`, [reason, randomUUID(), orderId], transaction);
       return inserted ?? null;
     },
 
@@ -93,13 +91,11 @@ export function paymentRepository(sequelize: Sequelize) {
       { reason = null, providerRef, declineReason }: { reason?: string | null; providerRef?: string; declineReason?: string },
       transaction: Transaction,
     ): Promise<PaymentRecord> {
-      const [updated] = await select(
-        `UPDATE payments SET status = $2, provider_ref = COALESCE($3, provider_ref), decline_reason = COALESCE($4, decline_reason), updated_at = now()
-         WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, status, providerRef ?? null, declineReason ?? null],
+      const [updated] = await withHistory(
+        `UPDATE payments SET status = $3, provider_ref = COALESCE($4, provider_ref), decline_reason = COALESCE($5, decline_reason), updated_at = now() WHERE id = $2`,
+        [reason, id, status, providerRef ?? null, declineReason ?? null],
         transaction,
       );
-      await addHistory(id, status, reason, transaction);
       return updated;
     },
 
