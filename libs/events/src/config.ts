@@ -13,7 +13,7 @@ export const eventsConfig = {
   KAFKA_CREATE_TOPICS: boolean(true).describe('Create Kafka topics with the admin API before use; false where the broker auto-creates them'),
   EVENT_STREAM_MAXLEN: positiveInt(1_000_000).describe('Redis: each stream is trimmed to about this many entries'),
   EVENT_CLAIM_IDLE_MS: milliseconds(30_000).describe('Redis: a message pending this long on a silent consumer is taken over by another'),
-  EVENT_CONCURRENCY: positiveInt(8).describe('Redis: aggregates a consumer handles at once (each aggregate stays in order); Kafka: one message at a time per partition'),
+  EVENT_CONCURRENCY: positiveInt(8).describe('Aggregates (Redis) or partitions (Kafka) a consumer handles at once; each aggregate stays in order'),
   EVENT_MAX_ATTEMPTS: positiveInt(5).describe('Handler attempts before a message goes to the dead-letter topic dlq.<group>'),
   EVENT_RETRY_BACKOFF_MS: milliseconds(200).describe('Backoff before the second handler attempt; doubles after each failure'),
   OUTBOX_POLL_MS: milliseconds(500).describe('How often the outbox relay looks for unpublished events'),
@@ -61,6 +61,7 @@ function createBareTransport(config: TransportConfig, logger: Logger): Transport
       clientId: config.KAFKA_CLIENT_ID ?? 'cloudretail',
       idempotent: config.KAFKA_IDEMPOTENT,
       createTopics: config.KAFKA_CREATE_TOPICS,
+      concurrency: config.EVENT_CONCURRENCY,
     });
   }
   if (!config.REDIS_URL) throw new ConfigError([{ variable: 'REDIS_URL', message: 'is required when EVENT_TRANSPORT=redis' }]);

@@ -13,6 +13,8 @@ export interface KafkaTransportOptions {
   createTopics?: boolean;
   /** Consumer session timeout: how soon a dead consumer's partitions move to another. */
   sessionTimeoutMs?: number;
+  /** Partitions a consumer handles at once; each partition stays one message at a time, in order. */
+  concurrency?: number;
   maxAttempts?: number;
   retryBackoffMs?: number;
 }
@@ -45,6 +47,7 @@ export function createKafkaTransport({
   idempotent = true,
   createTopics = true,
   sessionTimeoutMs = 10_000,
+  concurrency = 8,
   maxAttempts: defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
   retryBackoffMs: defaultBackoffMs = DEFAULT_RETRY_BACKOFF_MS,
 }: KafkaTransportOptions): Transport {
@@ -106,7 +109,8 @@ export function createKafkaTransport({
         await consumer.subscribe({ topics, fromBeginning: true }); // a new group reads what was published before it existed
         await consumer.run({
           autoCommit: false,
-          // One message at a time per partition (kafkajs default), so per-aggregate order holds.
+          // One message at a time per partition, so per-aggregate order holds; partitions in parallel.
+          partitionsConsumedConcurrently: concurrency,
           eachMessage: async ({ topic, partition, message }) => {
             if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
             const ack = await deliver({
