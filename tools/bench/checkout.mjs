@@ -45,7 +45,7 @@ function settings(quick) {
       OUTBOX_POLL_MS: env.OUTBOX_POLL_MS ?? '50',
       OUTBOX_BATCH_SIZE: env.OUTBOX_BATCH_SIZE ?? '100',
       EVENT_RETRY_BACKOFF_MS: env.EVENT_RETRY_BACKOFF_MS ?? '50',
-      ...(env.SAGA_STEP_TIMEOUT_MS ? { SAGA_STEP_TIMEOUT_MS: env.SAGA_STEP_TIMEOUT_MS } : {}),
+      ...Object.fromEntries(['SAGA_STEP_TIMEOUT_MS', 'OUTBOX_WAKE_DELAY_MS', 'EVENT_CONCURRENCY'].filter((k) => env[k]).map((k) => [k, env[k]])),
     },
   };
 }
@@ -505,7 +505,7 @@ export async function runCheckout({ quick = false } = {}) {
 
 POST /orders ${s.via === 'gateway' ? 'through api-gateway' : 'direct to order-service'} at ${s.rate} orders/s (open loop) for ${s.seconds} s after ${s.warmupSeconds} s warm-up; product-, inventory-, payment- and order-service from dist (${Object.entries(s.replicas)
     .map(([name, n]) => `${name} ×${n}`)
-    .join(', ')}), Redis Streams, LOG_LEVEL=warn, OUTBOX_POLL_MS=${s.serviceEnv.OUTBOX_POLL_MS}, EVENT_RETRY_BACKOFF_MS=${s.serviceEnv.EVENT_RETRY_BACKOFF_MS}${s.synchronousCommit === 'off' ? ', **synchronous_commit=off (diagnostic)**' : ''}; ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${process.version}.
+    .join(', ')}), Redis Streams, LOG_LEVEL=warn, ${Object.entries(s.serviceEnv).map(([k, v]) => `${k}=${v}`).join(', ')}${s.synchronousCommit === 'off' ? ', **synchronous_commit=off (diagnostic)**' : ''}; ${result.machine.cpus} CPUs (${result.machine.cpuModel}), Node ${process.version}.
 Load generator, Postgres, Redis and the services share the machine; 1-min load average ${loadAtStart[0].toFixed(1)} at start, ${loadAtEndOfWindow[0].toFixed(1)} at the end of the load, ${result.machine.loadAverageAtEnd[0].toFixed(1)} at the end.
 
 ${markdownTable(

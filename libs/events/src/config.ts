@@ -18,6 +18,7 @@ export const eventsConfig = {
   EVENT_RETRY_BACKOFF_MS: milliseconds(200).describe('Backoff before the second handler attempt; doubles after each failure'),
   OUTBOX_POLL_MS: milliseconds(500).describe('How often the outbox relay looks for unpublished events'),
   OUTBOX_BATCH_SIZE: positiveInt(100).describe('Outbox rows the relay claims per round'),
+  OUTBOX_WAKE_DELAY_MS: milliseconds(5).describe('After a commit that wrote outbox rows, how long the relay waits so that a burst of commits shares one round'),
   EVENT_TOPIC_PREFIX: z.string().regex(/^[\w.-]*$/).default('').describe('Prefix of every topic and consumer group name (isolates test runs sharing one broker); empty in production'),
 };
 

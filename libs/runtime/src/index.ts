@@ -79,7 +79,7 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
     const parts = await def.setup(ctx);
     // Every service that writes an outbox relays it: events leave only after their transaction commits.
     const relay = def.migrations.includes(outboxMigration)
-      ? startOutboxRelay({ sequelize, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE })
+      ? startOutboxRelay({ sequelize, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE, wakeDelayMs: config.OUTBOX_WAKE_DELAY_MS })
       : undefined;
     const running = await serve({
       app: parts.app,
