@@ -60,6 +60,12 @@ describe('checkout saga: POST /orders', () => {
     const order = await finalOrder(ordersUrl, customer, res.body.id);
     expect(order).toMatchObject({ status: 'CONFIRMED', totalCents: 5900 });
     expect(order.reason).toBeUndefined();
+    // every state the order went through is in its history, in order
+    expect(await rows(system.orders!.service.ctx.sequelize, 'SELECT status, step, reason FROM order_history WHERE order_id = $1 ORDER BY id', [res.body.id])).toEqual([
+      { status: 'PENDING', step: 'AWAITING_STOCK', reason: null },
+      { status: 'PENDING', step: 'AWAITING_PAYMENT', reason: null },
+      { status: 'CONFIRMED', step: 'DONE', reason: null },
+    ]);
     expect(await paymentsOf(customer, res.body.id)).toEqual([expect.objectContaining({ orderId: res.body.id, status: 'CAPTURED', amountCents: 5900, currency: 'USD' })]);
     // committed: available went down and nothing stays reserved
     await eventually(async () => {
