@@ -101,9 +101,12 @@ async function measure(name, url, headers, round) {
   };
 }
 
+/** `x` to `digits` decimals, as a number: derived values are printed without float noise (11.67, not 11.670000000000002). */
+const round = (x, digits = 2) => Number(x.toFixed(digits));
+
 /** Rounds of one target combined: mean throughput and latency percentiles, summed counts. */
 function combine(name, url, rounds) {
-  const mean = (pick) => Number((rounds.reduce((sum, r) => sum + pick(r), 0) / rounds.length).toFixed(2));
+  const mean = (pick) => round(rounds.reduce((sum, r) => sum + pick(r), 0) / rounds.length);
   return {
     target: name,
     url,
@@ -172,9 +175,9 @@ async function runGateway() {
   const rows = targets.map(([name, url], i) => combine(name, url, measured[i]));
   const [direct, viaNginx, viaGateway] = rows;
   const ratio = viaGateway.requestsPerSecond / viaNginx.requestsPerSecond;
-  const p99Overhead = viaGateway.latencyMs.p99 - direct.latencyMs.p99;
+  const p99Overhead = round(viaGateway.latencyMs.p99 - direct.latencyMs.p99);
   const summary = {
-    gatewayToNginxThroughput: Number(ratio.toFixed(3)),
+    gatewayToNginxThroughput: round(ratio, 3),
     gatewayP99MinusDirectP99Ms: p99Overhead,
     targets: { gatewayToNginxThroughputAtLeast: TARGETS.throughput, gatewayP99OverheadAtMostMs: TARGETS.p99OverheadMs },
     met: { throughput: ratio >= TARGETS.throughput, p99: p99Overhead <= TARGETS.p99OverheadMs },

@@ -2,15 +2,17 @@ import cors from 'cors';
 import Redis from 'ioredis';
 import { createAuth } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
-import { type Express, createApp, finishApp } from '@cloudretail/http';
+import type http from 'node:http';
+import { createApp, finishApp } from '@cloudretail/http';
 import { type Logger, createLogger } from '@cloudretail/logging';
 import { type Metrics, createMetrics } from '@cloudretail/metrics';
 import { type RunningServer, serve } from '@cloudretail/shutdown';
 import { type Config, configSchema, rateRuleFor, timeoutFor } from './config';
 import { docsRouter } from './docs/docs';
-import { edge } from './edge/edge';
+import { createEdge, edgeMiddleware } from './edge/edge';
 import { type RateLimiter, createRateLimiter } from './edge/rate-limiter';
 import { createTokenVerifier } from './edge/token-verifier';
+import { withHotPath } from './hot-path';
 import { type Upstream, createUpstream, createUpstreamMetrics } from './proxy/upstream';
 import { GROUPS, type Group, UPSTREAMS, type UpstreamName } from './routes';
 
@@ -57,10 +59,11 @@ function createLimiterRedis(url: string): Redis {
   return redis;
 }
 
-/** The gateway app: edge checks, the docs, and one proxy per upstream. */
-function buildApp(ctx: GatewayContext): Express {
+/** The gateway app: edge checks, the docs, and one proxy per upstream, behind the hot path. */
+function buildApp(ctx: GatewayContext): http.RequestListener {
   const { config, logger, metrics, limiter, upstreams } = ctx;
-  const app = createApp({ logger, metrics, parseJson: false, faults: { errorRate: config.FAULT_ERROR_RATE, delayMs: config.FAULT_DELAY_MS } });
+  const faults = { errorRate: config.FAULT_ERROR_RATE, delayMs: config.FAULT_DELAY_MS };
+  const app = createApp({ logger, metrics, parseJson: false, faults });
   app.set('trust proxy', config.TRUST_PROXY);
 
   const allowed = new Set(config.ALLOWED_ORIGINS);
@@ -76,17 +79,22 @@ function buildApp(ctx: GatewayContext): Express {
   const rules = Object.fromEntries(GROUPS.map((g) => [g, rateRuleFor(config, g)])) as Record<Group, ReturnType<typeof rateRuleFor>>;
   const timeouts = Object.fromEntries(GROUPS.map((g) => [g, timeoutFor(config, g)])) as Record<Group, number>;
   const verifier = createTokenVerifier({ auth: createAuth({ secret: config.JWT_SECRET }), maxEntries: config.TOKEN_CACHE_SIZE, maxAgeMs: config.TOKEN_CACHE_TTL_MS });
+  const admit = createEdge({ verifier, limiter, ruleFor: (g) => rules[g], bodyLimitBytes: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY });
+  const forward = (upstream: UpstreamName, group: Group, req: http.IncomingMessage, res: http.ServerResponse) => upstreams[upstream].forward(req, res, timeouts[group]);
 
-  app.use('/api', edge({ verifier, limiter, ruleFor: (g) => rules[g], bodyLimitBytes: config.BODY_LIMIT_BYTES }));
+  app.use('/api', edgeMiddleware(admit));
   const urls = upstreamUrl(config);
   app.use('/api/docs', docsRouter({ upstreams: UPSTREAMS.map((name) => ({ name, url: urls[name] })), ttlMs: config.DOCS_CACHE_TTL_MS, logger }));
   app.use('/api', (req, res, next) => {
     const route = req.gatewayRoute;
     if (!route?.upstream) return next();
     // Mounted at /api, so req.url is already the upstream path: /api/products/1 → /products/1.
-    upstreams[route.upstream].forward(req, res, timeouts[route.group]);
+    forward(route.upstream, route.group, req, res);
   });
-  return finishApp(app);
+  finishApp(app);
+  // Fault drills (deployment rollback tests) inject in express: keep every request there then.
+  if (faults.errorRate > 0 || faults.delayMs > 0) return app;
+  return withHotPath({ app, admit, metrics, logger, forward });
 }
 
 /** Starts the gateway (tests pass their own environment and port 0). */

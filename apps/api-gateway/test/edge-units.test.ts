@@ -2,6 +2,8 @@ import { createAuth } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
 import { TEST_JWT_SECRET } from '@cloudretail/testing';
 import { configSchema, rateRuleFor, timeoutFor } from '../src/config';
+import type { IncomingMessage } from 'node:http';
+import { clientIp } from '../src/edge/edge';
 import { createTokenVerifier } from '../src/edge/token-verifier';
 import { CircuitBreaker } from '../src/proxy/circuit-breaker';
 import { resolveRoute } from '../src/routes';
@@ -97,6 +99,19 @@ describe('route table', () => {
 
   it('an unknown first segment matches nothing', () => {
     expect(resolveRoute('GET', '/productsx/1')).toBeUndefined();
+  });
+});
+
+describe('client IP (the rate limit bucket of anonymous callers)', () => {
+  const req = (forwardedFor?: string) => ({ headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}, socket: { remoteAddress: '10.0.0.9' } }) as unknown as IncomingMessage;
+
+  it('when proxies are not trusted, then X-Forwarded-For is ignored (a client cannot pick its bucket)', () => {
+    expect(clientIp(req('1.2.3.4'), false)).toBe('10.0.0.9');
+  });
+
+  it('when proxies are trusted, then the first X-Forwarded-For entry is the client, else the socket address', () => {
+    expect(clientIp(req(' 1.2.3.4 , 10.0.0.1'), true)).toBe('1.2.3.4');
+    expect(clientIp(req(), true)).toBe('10.0.0.9');
   });
 });
 

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { build, createTestDatabase, unique } from '@cloudretail/testing';
 import type { RunningGateway } from '../src/main';
-import { type Stub, bearer, gatewayEnv, startGateway, startProductService, startStub, tokens } from './helpers';
+import { type Stub, bearer, gatewayEnv, metricValue, startGateway, startProductService, startStub, tokens } from './helpers';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let product: Awaited<ReturnType<typeof startProductService>>;
@@ -114,6 +114,49 @@ describe('request id', () => {
     const res = await api().get('/api/users/me').set('authorization', admin);
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.body.headers['x-request-id']).toBe(res.headers['x-request-id']);
+  });
+});
+
+describe('forwarding', () => {
+  it('when a request is proxied, then the upstream gets its own host and x-forwarded-for/proto/host, but not the client hop-by-hop headers', async () => {
+    const res = await api()
+      .get('/api/users/me')
+      .set('authorization', admin)
+      .set('connection', 'close')
+      .set('keep-alive', 'timeout=5')
+      .set('proxy-connection', 'keep-alive')
+      .set('x-forwarded-for', '203.0.113.7');
+    expect(res.status).toBe(200);
+    const seen = res.body.headers;
+    expect(seen.host).toBe(new URL(stubs['user-service'].url).host);
+    expect(seen['x-forwarded-for']).toBe('203.0.113.7,127.0.0.1');
+    expect(seen['x-forwarded-proto']).toBe('http');
+    expect(seen['x-forwarded-host']).toBe(new URL(gateway.url).host);
+    expect(seen).not.toHaveProperty('keep-alive');
+    expect(seen).not.toHaveProperty('proxy-connection');
+    expect(seen.connection).not.toBe('close'); // the pooled upstream socket stays open
+  });
+
+  it('when the same request comes from a browser (Origin, through express and CORS) or not (the hot path), then both answers carry the same headers and are metered', async () => {
+    const plain = await api().get('/api/users/me').set('authorization', admin);
+    const browser = await api().get('/api/users/me').set('authorization', admin).set('origin', 'https://unknown.example');
+    for (const res of [plain, browser]) {
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ upstream: 'user-service', url: '/users/me' });
+      expect(res.headers['x-content-type-options']).toBe('nosniff'); // security headers (helmet)
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(Number(res.headers['ratelimit-limit'])).toBeGreaterThan(0);
+    }
+    const text = (await api().get('/metrics')).text;
+    expect(metricValue(text, 'http_requests_total', 'route="/api/users"', 'status="200"')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('when the gateway answers itself on the hot path (401), then it is the error envelope with security headers', async () => {
+    const res = await api().get('/api/users/me');
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe('unauthorized');
+    expect(res.headers['content-type']).toContain('application/json');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
   });
 });
 

@@ -1,5 +1,5 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
 import type { Identity } from '@cloudretail/auth';
 import { AppError, unauthorized } from '@cloudretail/errors';
 import type { RateRule } from '../config';
@@ -9,7 +9,7 @@ import type { TokenVerifier } from './token-verifier';
 
 declare module 'express-serve-static-core' {
   interface Request {
-    /** The gateway route this request matched (set by {@link edge}). */
+    /** The gateway route this request matched (set by {@link edgeMiddleware}). */
     gatewayRoute?: RouteMatch;
   }
 }
@@ -21,8 +21,31 @@ declare module 'express-serve-static-core' {
  */
 const IDENTITY_HEADER = /^(?:x-(?:user|auth|identity|role|roles|remote-user|forwarded-(?:user|email|groups|preferred-username|access-token))(?:-|$)|remote-user$)/;
 
+/**
+ * Hop-by-hop request headers (RFC 9110 §7.6.1) describe the client's connection, not the request:
+ * the upstream connection is the keep-alive agent's (a client's `connection: close` must not close
+ * a pooled socket). `transfer-encoding` stays: the body is streamed through as it came.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];
+
 export function stripIdentityHeaders(headers: IncomingHttpHeaders): void {
   for (const name in headers) if (IDENTITY_HEADER.test(name)) delete headers[name];
+}
+
+/** Resolves a path below `/api` (`/products/1?x=1`) to its route, ignoring the query string. */
+export function routeOf(method: string, url: string): RouteMatch | undefined {
+  const query = url.indexOf('?');
+  return resolveRoute(method, query === -1 ? url : url.slice(0, query));
+}
+
+/**
+ * The client's address: the socket's, or with `trustProxy` the first `X-Forwarded-For` entry
+ * (what express's `req.ip` gives with `trust proxy` on).
+ */
+export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
+  const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',', 1)[0].trim();
+  return first || req.socket.remoteAddress || '';
 }
 
 export interface EdgeOptions {
@@ -30,7 +53,11 @@ export interface EdgeOptions {
   limiter?: RateLimiter;
   ruleFor: (group: Group) => RateRule;
   bodyLimitBytes: number;
+  trustProxy: boolean;
 }
+
+/** Calls back with nothing when the request may be proxied, or with the error to answer. */
+export type Admit = (req: IncomingMessage, res: ServerResponse, route: RouteMatch, done: (error?: AppError) => void) => void;
 
 type Verified = { identity?: Identity; error?: AppError };
 
@@ -45,52 +72,59 @@ function identify(header: string | undefined, verifier: TokenVerifier): Verified
 }
 
 /**
- * What every `/api` request goes through before it is proxied (mounted at `/api`, so `req.url` is
- * the upstream path): route lookup, identity-header scrubbing, the 1 MiB content-length check,
- * token verification (cached), rate limiting per user or IP, and the public/protected decision.
- * Unknown groups fall through to the 404 handler.
+ * What every proxied request goes through first: identity-header scrubbing, the 1 MiB
+ * content-length check, token verification (cached), rate limiting per user or IP, and the
+ * public/protected decision. Plain node req/res, so the hot path and express share it.
  */
-export function edge({ verifier, limiter, ruleFor, bodyLimitBytes }: EdgeOptions): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    const query = req.url.indexOf('?');
-    const route = resolveRoute(req.method, query === -1 ? req.url : req.url.slice(0, query));
-    if (!route) return next();
-    req.gatewayRoute = route;
-    (req as Request & { routeLabel?: string }).routeLabel = route.label;
+export function createEdge({ verifier, limiter, ruleFor, bodyLimitBytes, trustProxy }: EdgeOptions): Admit {
+  return (req, res, route, done) => {
     stripIdentityHeaders(req.headers);
+    for (const name of HOP_BY_HOP) delete req.headers[name];
 
     const length = req.headers['content-length'];
     if (length !== undefined && Number(length) > bodyLimitBytes) {
       // The body is never read: close the connection after answering instead of draining it.
       res.setHeader('connection', 'close');
-      return next(new AppError('payload_too_large', `Request body exceeds ${bodyLimitBytes} bytes`));
+      return done(new AppError('payload_too_large', `Request body exceeds ${bodyLimitBytes} bytes`));
     }
 
     const { identity, error } = identify(req.headers.authorization, verifier);
-    if (identity) req.identity = identity;
-
     const decide = (decision?: Decision) => {
       if (decision) {
         res.setHeader('ratelimit-limit', decision.limit);
         res.setHeader('ratelimit-remaining', decision.remaining);
         if (!decision.allowed) {
           res.setHeader('retry-after', String(decision.retryAfter));
-          return next(new AppError('rate_limited', `Too many requests, retry in ${decision.retryAfter} s`));
+          return done(new AppError('rate_limited', `Too many requests, retry in ${decision.retryAfter} s`));
         }
       }
       // Public routes are forwarded even with a bad token: the service decides what it means there.
       if (!route.public) {
-        if (error) return next(error);
-        if (!identity) return next(unauthorized());
+        if (error) return done(error);
+        if (!identity) return done(unauthorized());
       }
-      next();
+      done();
     };
 
     if (!limiter) return decide();
     // Authenticated callers are limited per user across all their IPs; anonymous ones per IP.
-    const bucket = identity ? `u:${identity.userId}` : `ip:${req.ip}`;
+    const bucket = identity ? `u:${identity.userId}` : `ip:${clientIp(req, trustProxy)}`;
     const decision = limiter.hit(route.group, bucket, ruleFor(route.group));
-    if (decision instanceof Promise) decision.then(decide, next);
+    if (decision instanceof Promise) decision.then(decide, done);
     else decide(decision);
+  };
+}
+
+/**
+ * The edge as express middleware (mounted at `/api`, so `req.url` is the upstream path): marks the
+ * route for the proxy and the metrics label. Unknown groups fall through to the 404 handler.
+ */
+export function edgeMiddleware(admit: Admit): RequestHandler {
+  return (req, res, next) => {
+    const route = routeOf(req.method, req.url);
+    if (!route) return next();
+    req.gatewayRoute = route;
+    (req as typeof req & { routeLabel?: string }).routeLabel = route.label;
+    admit(req, res, route, next);
   };
 }

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Request, Response } from 'express';
 import { type Plugin, createProxyMiddleware } from 'http-proxy-middleware';
 import { AppError } from '@cloudretail/errors';
 import type { Logger } from '@cloudretail/logging';
@@ -213,7 +212,7 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     breaker,
     agent,
     /** Proxies `req` (whose `url` is already the upstream path) with a time-to-headers limit. */
-    forward(req: Request, res: Response, timeoutMs: number): void {
+    forward(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number): void {
       const permit = breaker.acquire();
       if (!permit) {
         metrics.errors.inc({ upstream: name, kind: 'circuit_open' });
