@@ -1,5 +1,5 @@
 import { createAuth } from '@cloudretail/auth';
-import { createApp, finishApp } from '@cloudretail/http';
+import { createApp, finishApp, shedLoad } from '@cloudretail/http';
 import { Counter, Histogram } from '@cloudretail/metrics';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
 import { configSchema } from './config';
@@ -10,6 +10,7 @@ import { orderLifecycle } from './domain/order-lifecycle';
 import { orderUseCases } from './domain/order-use-cases';
 import { sagaUseCases } from './domain/saga-use-cases';
 import { orderApi } from './entry-points/api/routes';
+import { sagaAdmission } from './entry-points/api/saga-admission';
 import { startSagaConsumer } from './entry-points/messaging/saga-consumer';
 import { startSagaTimeoutSweeper } from './entry-points/scheduler/saga-timeout-sweeper';
 
@@ -38,10 +39,13 @@ export const service: ServiceDefinition<typeof configSchema> = {
     const useCases = orderUseCases({ sequelize, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }) });
     const saga = sagaUseCases({ sequelize, orders, lifecycle, stepTimeoutMs: config.SAGA_STEP_TIMEOUT_MS });
     const app = createApp({ logger, metrics, faults });
-    orderApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    // Load shedding for POST /orders: sagas in flight (all replicas), then this replica's own work.
+    const admission = sagaAdmission({ sequelize, maxPending: config.ORDER_MAX_PENDING, intervalMs: config.ORDER_ADMISSION_INTERVAL_MS, logger, registry: metrics.registry });
+    const placement = shedLoad({ concurrency: config.ORDER_PLACEMENT_CONCURRENCY, queue: config.ORDER_PLACEMENT_QUEUE });
+    orderApi(useCases, createAuth({ secret: config.JWT_SECRET }), [admission.guard, placement]).mount(app);
     const consumer = await startSagaConsumer({ transport, sequelize, saga });
     const sweeper = startSagaTimeoutSweeper({ intervalMs: config.SAGA_SWEEP_INTERVAL_MS, cancelTimedOut: () => saga.cancelTimedOut(), logger });
-    return { app: finishApp(app), closers: [consumer, sweeper] };
+    return { app: finishApp(app), closers: [consumer, sweeper, admission.closer] };
   },
 };
 

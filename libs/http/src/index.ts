@@ -80,3 +80,4 @@ export { parseRequest } from './validate';
 export { faultInjection, type Faults } from './fault-injection';
 export { serviceClient, type ServiceClientOptions } from './service-client';
 export { createApi, ErrorEnvelopeSchema, type RouteSpec, type Handler } from './api';
+export { shed, shedLoad, type ShedLoadOptions } from './shed-load';

@@ -1,11 +1,14 @@
 import type { Auth } from '@cloudretail/auth';
 import { identityOf } from '@cloudretail/auth';
-import { createApi, parseRequest } from '@cloudretail/http';
+import { type RequestHandler, createApi, parseRequest } from '@cloudretail/http';
 import { IdParams, IdempotencyKeyHeader, Order, OrderList, OrderQuery, PlaceOrderInput } from '../../domain/order';
 import type { OrderUseCases } from '../../domain/order-use-cases';
 
-/** The orders API; every route needs a user token, and a user only ever sees their own orders. */
-export function orderApi(useCases: OrderUseCases, auth: Auth) {
+/**
+ * The orders API; every route needs a user token, and a user only ever sees their own orders.
+ * `admission` guards POST /orders (load shedding, see main.ts).
+ */
+export function orderApi(useCases: OrderUseCases, auth: Auth, admission: RequestHandler[] = []) {
   const api = createApi({ title: 'order-service', version: '1.0.0', description: 'CloudRetail orders; placing one starts the checkout saga' });
   const user = [auth.authenticate];
 
@@ -18,7 +21,7 @@ export function orderApi(useCases: OrderUseCases, auth: Auth) {
       body: PlaceOrderInput,
       headers: { 'Idempotency-Key': { required: true, description: 'Client-chosen key; a retry with the same key and body never creates a second order' } },
       responses: { 202: Order, 200: Order, 409: null, 503: null },
-      before: user,
+      before: [...user, ...admission],
     },
     async ({ body }, req, res) => {
       const { headers } = parseRequest(req, { headers: IdempotencyKeyHeader });
