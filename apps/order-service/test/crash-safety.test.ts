@@ -8,7 +8,8 @@ let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let child: ChildService | undefined;
 
 beforeAll(async () => {
-  system = await startSystem({ without: ['order-service'], env: { 'order-service': { EVENT_CLAIM_IDLE_MS: '1000' } } });
+  // A queue for the whole batch: this test is about the crash, not about load shedding.
+  system = await startSystem({ without: ['order-service'], env: { 'order-service': { EVENT_CLAIM_IDLE_MS: '1000', ORDER_PLACEMENT_QUEUE: '64' } } });
   database = await createTestDatabase('orders_crash');
 }, 60_000);
 afterAll(async () => {
