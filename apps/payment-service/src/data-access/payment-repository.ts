@@ -39,7 +39,7 @@ export function paymentRepository(sequelize: Sequelize) {
     (await sequelize.query<Row>(sql, { bind, type: QueryTypes.SELECT, transaction })).map(toRecord);
 
   /** Runs a statement that writes one payment row (RETURNING its columns) and adds its history row with `reason` ($1), in one round trip. */
-  const withHistory = (write: string, bind: unknown[], transaction: Transaction) =>
+  const withHistory = (write: string, bind: unknown[], transaction?: Transaction) =>
     select(
       `WITH p AS (${write} RETURNING ${COLUMNS}),
          h AS (INSERT INTO payment_status_history (payment_id, status, reason) SELECT id, status, $1 FROM p)
@@ -50,18 +50,18 @@ export function paymentRepository(sequelize: Sequelize) {
 
   return {
     /**
-     * Claims the order's one payment as PENDING; resolves with the existing payment instead when
-     * there is one (a concurrent claim of the same order waits on the unique key, then sees it).
+     * Claims the order's one payment as PENDING, committed at once (one statement, outside any
+     * transaction); resolves with the existing payment instead when there is one (a concurrent
+     * claim of the same order waits on the unique key, then sees it).
      */
-    async claim(request: PaymentRequest, provider: string, transaction: Transaction): Promise<{ payment: PaymentRecord; claimed: boolean }> {
+    async claim(request: PaymentRequest, provider: string): Promise<{ payment: PaymentRecord; claimed: boolean }> {
       const [inserted] = await withHistory(
         `INSERT INTO payments (id, order_id, user_id, status, amount_cents, currency, provider)
          VALUES ($2, $3, $4, 'PENDING', $5, $6, $7) ON CONFLICT (order_id) DO NOTHING`,
         [null, randomUUID(), request.orderId, request.userId, request.amountCents, request.currency, provider],
-        transaction,
       );
       if (inserted) return { payment: inserted, claimed: true };
-      const [existing] = await select(`SELECT ${COLUMNS} FROM payments WHERE order_id = $1`, [request.orderId], transaction);
+      const [existing] = await select(`SELECT ${COLUMNS} FROM payments WHERE order_id = $1`, [request.orderId]);
       return { payment: existing, claimed: false };
     },
 

@@ -45,7 +45,8 @@ export function paymentUseCases({ sequelize, payments, provider, onStatus = () =
      * inbox transaction: the outcome and the inbox row commit together.
      */
     async requestPayment(request: PaymentRequest, transaction?: Transaction): Promise<Payment> {
-      const { payment } = await sequelize.transaction((t) => payments.claim(request, provider.name, t));
+      // One statement (the row and its history), committed on its own before the provider is called.
+      const { payment } = await payments.claim(request, provider.name);
       // PENDING after a lost race or a crash mid-capture: capturing again is safe (keyed by orderId).
       if (payment.status !== 'PENDING') return toPayment(payment);
       const result = await provider.capture({ orderId: request.orderId, amountCents: request.amountCents, currency: request.currency, token: request.paymentToken });
