@@ -45,7 +45,10 @@ export function shedLoad({ concurrency, queue, retryAfterSeconds = 1 }: ShedLoad
       return next();
     }
     if (waiting.length >= queue) return shed(res, 'The service is at capacity; retry shortly', retryAfterSeconds);
-    const leave = () => waiting.splice(waiting.indexOf(turn), 1);
+    const leave = () => {
+      const at = waiting.indexOf(turn);
+      if (at >= 0) waiting.splice(at, 1);
+    };
     const turn = () => {
       res.off('close', leave);
       res.once('close', release);
