@@ -4,6 +4,6 @@ export { enqueue, onOutboxCommit, outboxMigration } from './outbox';
 export { inboxMigration, handleOnce } from './inbox';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions, type RelayRound } from './relay';
 export { dlqTopic, type DeadLetter, type EventHandler, type SubscribeOptions, type Subscription, type Transport } from './transport';
-export { createRedisTransport, streamKey, type RedisTransportOptions } from './redis-transport';
+export { connectRedis, createRedisTransport, streamKey, type RedisTransportOptions } from './redis-transport';
 export { createKafkaTransport, type KafkaTransportOptions } from './kafka-transport';
 export { createTransport, eventsConfig, type EventsConfig, type TransportConfig } from './config';

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Redis from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from '@cloudretail/logging';
 import {
   DEFAULT_MAX_ATTEMPTS,
@@ -51,11 +51,14 @@ async function execOrThrow(multi: ReturnType<Redis['multi']>): Promise<void> {
   if (!results || failed) throw failed?.[0] ?? new Error('redis transaction aborted');
 }
 
-function connect(url: string, logger: Logger, name: string): Redis {
-  // Fail commands fast while disconnected (the relay then retries) instead of queueing them forever.
+/**
+ * An ioredis client that fails commands fast while disconnected (callers retry) instead of queueing
+ * them forever, and logs losing and regaining its connection once each.
+ */
+export function connectRedis(url: string, logger: Logger, name: string, options: RedisOptions = {}): Redis {
   // A short disconnectTimeout: ioredis keeps a timer that long after disconnect() when the socket
   // had already died, which holds the process open at shutdown.
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5_000, disconnectTimeout: 100, retryStrategy: (n) => Math.min(n * 200, 2_000), connectionName: name });
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5_000, disconnectTimeout: 100, retryStrategy: (n) => Math.min(n * 200, 2_000), connectionName: name, ...options });
   let down = false;
   redis.on('error', (error) => {
     if (!down) logger.warn({ err: error, resource: name }, 'redis connection error');
@@ -85,7 +88,7 @@ export function createRedisTransport({
   maxAttempts: defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
   retryBackoffMs: defaultBackoffMs = DEFAULT_RETRY_BACKOFF_MS,
 }: RedisTransportOptions): Transport {
-  const redis = connect(url, logger, 'events');
+  const redis = connectRedis(url, logger, 'events');
   const subscriptions = new Set<Subscription>();
 
   async function ensureGroup(key: string, group: string) {

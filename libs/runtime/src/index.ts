@@ -1,8 +1,8 @@
 import type { Express } from 'express';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { ConfigError, type z, dataServiceBase, loadConfig } from '@cloudretail/config';
 import { type Migration, type Sequelize, createSequelize, ensureDatabase, migrate, runMigrateCommand } from '@cloudretail/db';
-import { type EventsConfig, type Transport, createTransport, outboxMigration, startOutboxRelay } from '@cloudretail/events';
+import { type EventsConfig, type Transport, connectRedis, createTransport, outboxMigration, startOutboxRelay } from '@cloudretail/events';
 import { type Check, postgresCheck, redisCheck } from '@cloudretail/health';
 import type { Faults } from '@cloudretail/http';
 import { type Logger, createLogger } from '@cloudretail/logging';
@@ -43,21 +43,6 @@ export interface RunningService<C> extends RunningServer {
   ctx: ServiceContext<C>;
 }
 
-/** An ioredis client that fails commands fast while disconnected instead of queueing them forever. */
-export function createRedis(url: string, logger: Logger, name = 'redis'): Redis {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, retryStrategy: (n) => Math.min(n * 200, 2_000) });
-  let down = false;
-  redis.on('error', (error) => {
-    if (!down) logger.warn({ err: error, resource: name }, 'redis connection error');
-    down = true;
-  });
-  redis.on('ready', () => {
-    if (down) logger.info({ resource: name }, 'redis connection restored');
-    down = false;
-  });
-  return redis;
-}
-
 /**
  * Starts a service: validated config, logger, metrics, its database (created and migrated when
  * MIGRATE_ON_START), Redis, the event transport and outbox relay, then the app with health probes
@@ -69,7 +54,7 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
   const metrics = createMetrics({ service: def.name, defaultMetrics: config.NODE_ENV !== 'test' });
   await ensureDatabase(config.DATABASE_URL);
   const sequelize = createSequelize(config.DATABASE_URL, { logger });
-  const redis = createRedis(config.REDIS_URL, logger);
+  const redis = connectRedis(config.REDIS_URL, logger, 'redis', { lazyConnect: true });
   const transport = createTransport({ EVENT_TRANSPORT: 'redis', ...config }, logger);
   try {
     if (config.MIGRATE_ON_START !== false) await migrate(sequelize, def.migrations, 'up', logger);
