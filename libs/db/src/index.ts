@@ -2,8 +2,10 @@ import { Client } from 'pg';
 import { DataTypes, Op, QueryTypes, Sequelize, Transaction } from 'sequelize';
 import { SequelizeStorage, Umzug } from 'umzug';
 import type { Logger } from '@cloudretail/logging';
+import { namingPg, resetNamedStatements } from './prepared';
 
 export { DataTypes, Op, QueryTypes, Sequelize, Transaction };
+export { MAX_NAMED_STATEMENTS, resetNamedStatements } from './prepared';
 
 export interface DbOptions {
   logger?: Logger;
@@ -11,10 +13,14 @@ export interface DbOptions {
   poolMax?: number;
 }
 
-/** The one sequelize instance (and so the one connection pool) of a process. */
+/**
+ * The one sequelize instance (and so the one connection pool) of a process. Queries with `bind`
+ * parameters run as named prepared statements (./prepared.ts).
+ */
 export function createSequelize(databaseUrl: string, { logger, poolMax = 10 }: DbOptions = {}): Sequelize {
   return new Sequelize(databaseUrl, {
     dialect: 'postgres',
+    dialectModule: namingPg,
     logging: logger ? (sql) => logger.trace({ sql }, 'sql') : false,
     pool: { max: poolMax, min: 0, idle: 10_000, acquire: 10_000 },
     dialectOptions: { connectionTimeoutMillis: 5_000, application_name: logger?.bindings().service ?? 'cloudretail' },
@@ -87,6 +93,8 @@ export async function migrate(sequelize: Sequelize, migrations: Migration[], com
   });
   if (command !== 'status') {
     await withAdvisoryLock(sequelize, `migrations:${sequelize.getDatabaseName()}`, () => (command === 'up' ? umzug.up() : umzug.down()));
+    // Statements prepared before the schema changed are prepared again under new names.
+    resetNamedStatements();
   }
   return {
     executed: (await umzug.executed()).map((m) => m.name),

@@ -130,7 +130,7 @@ export function orderRepository(sequelize: Sequelize) {
     /** The user's orders, newest first. */
     async listByUser(userId: string, page: number, limit: number): Promise<{ items: OrderRecord[]; total: number }> {
       const [rows, [{ total }]] = await Promise.all([
-        query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${(page - 1) * limit}`, [userId]),
+        query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, [userId, limit, (page - 1) * limit]),
         query<{ total: string }>('SELECT count(*) AS total FROM orders WHERE user_id = $1', [userId]),
       ]);
       return { items: rows.map(toRecord), total: Number(total) };

@@ -111,7 +111,7 @@ export function paymentRepository(sequelize: Sequelize) {
       if (userId) where.push(`user_id = $${bind.push(userId)}`);
       const filter = where.join(' AND ');
       const [items, [{ total }]] = await Promise.all([
-        select(`SELECT ${COLUMNS} FROM payments WHERE ${filter} ORDER BY created_at DESC, id LIMIT ${limit} OFFSET ${(page - 1) * limit}`, bind),
+        select(`SELECT ${COLUMNS} FROM payments WHERE ${filter} ORDER BY created_at DESC, id LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`, [...bind, limit, (page - 1) * limit]),
         sequelize.query<{ total: string }>(`SELECT count(*) AS total FROM payments WHERE ${filter}`, { bind, type: QueryTypes.SELECT }),
       ]);
       return { items, total: Number(total) };

@@ -78,7 +78,7 @@ export function productRepository(sequelize: Sequelize) {
       if (category) where.push(`category = $${bind.push(category)}`);
       const filter = where.join(' AND ');
       const [items, [{ total }]] = await Promise.all([
-        select(`SELECT ${COLUMNS} FROM products WHERE ${filter} ORDER BY name, id LIMIT ${limit} OFFSET ${(page - 1) * limit}`, bind),
+        select(`SELECT ${COLUMNS} FROM products WHERE ${filter} ORDER BY name, id LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`, [...bind, limit, (page - 1) * limit]),
         sequelize.query<{ total: string }>(`SELECT count(*) AS total FROM products WHERE ${filter}`, { bind, type: QueryTypes.SELECT }),
       ]);
       return { items, total: Number(total) };
