@@ -4,7 +4,7 @@ import { createAuth } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
 import type http from 'node:http';
 import { createApp, finishApp } from '@cloudretail/http';
-import { type Logger, createLogger } from '@cloudretail/logging';
+import { type Logger, type LoggerOptions, createLogger } from '@cloudretail/logging';
 import { type Metrics, createMetrics } from '@cloudretail/metrics';
 import { type RunningServer, serve } from '@cloudretail/shutdown';
 import { type Config, configSchema, rateRuleFor, timeoutFor } from './config';
@@ -63,7 +63,8 @@ function createLimiterRedis(url: string): Redis {
 function buildApp(ctx: GatewayContext): http.RequestListener {
   const { config, logger, metrics, limiter, upstreams } = ctx;
   const faults = { errorRate: config.FAULT_ERROR_RATE, delayMs: config.FAULT_DELAY_MS };
-  const app = createApp({ logger, metrics, parseJson: false, faults });
+  // No AsyncLocalStorage log context (see hot-path.ts): the gateway's request lines name their id.
+  const app = createApp({ logger, metrics, parseJson: false, faults, logContext: false });
   app.set('trust proxy', config.TRUST_PROXY);
 
   const allowed = new Set(config.ALLOWED_ORIGINS);
@@ -97,10 +98,10 @@ function buildApp(ctx: GatewayContext): http.RequestListener {
   return withHotPath({ app, admit, metrics, logger, forward });
 }
 
-/** Starts the gateway (tests pass their own environment and port 0). */
-export async function start(env: NodeJS.ProcessEnv = process.env): Promise<RunningGateway> {
+/** Starts the gateway (tests pass their own environment and port 0, and may read its log lines). */
+export async function start(env: NodeJS.ProcessEnv = process.env, { logDestination }: { logDestination?: LoggerOptions['destination'] } = {}): Promise<RunningGateway> {
   const config = loadConfig(configSchema, env);
-  const logger = createLogger({ name: NAME, level: config.LOG_LEVEL });
+  const logger = createLogger({ name: NAME, level: config.LOG_LEVEL, destination: logDestination });
   const metrics = createMetrics({ service: NAME, defaultMetrics: config.NODE_ENV !== 'test' });
   const redis = createLimiterRedis(config.REDIS_URL);
   const limiter = config.RATE_LIMIT_ENABLED

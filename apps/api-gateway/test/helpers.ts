@@ -101,7 +101,7 @@ export function gatewayEnv(stubs: Partial<Record<UpstreamName, { url: string }>>
   };
 }
 
-export const startGateway = (env: Record<string, string>): Promise<RunningGateway> => start(env);
+export const startGateway = (env: Record<string, string>, options?: Parameters<typeof start>[1]): Promise<RunningGateway> => start(env, options);
 
 /** One stub per upstream, each answering with its own name. */
 export async function startAllStubs(): Promise<Record<UpstreamName, Stub>> {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Writable } from 'node:stream';
 import request from 'supertest';
 import type { RunningGateway } from '../src/main';
 import { type Stub, bearer, closedPort, gatewayEnv, metricValue, sleep, startGateway, startStub, tokens } from './helpers';
@@ -219,5 +220,30 @@ describe('CORS', () => {
     expect(res.headers['access-control-allow-origin']).toBe('https://admin.example');
     expect(res.headers['access-control-expose-headers']).toContain('x-request-id');
     expect(res.headers['x-content-type-options']).toBe('nosniff'); // security headers (helmet)
+  });
+});
+
+describe('log lines', () => {
+  it('when requests fail on either path, then each line names its request id (the gateway keeps no async log context)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logDestination = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(chunk.toString())), done()) });
+    const logged = await startGateway(gatewayEnv({ 'product-service': products }, { LOG_LEVEL: 'info', PAYMENT_SERVICE_URL: `http://127.0.0.1:${deadPort}` }), { logDestination });
+    try {
+      const send = (path: string, id: string, headers: Record<string, string> = {}) => {
+        const req = request(logged.url).get(path).set('x-request-id', id);
+        for (const [name, value] of Object.entries(headers)) req.set(name, value);
+        return req;
+      };
+      expect((await send('/api/payments?orderId=o1', 'req-502', { authorization: admin })).status).toBe(502); // hot path, upstream refused
+      expect((await send('/api/orders', 'req-401')).status).toBe(401); // hot path, edge
+      expect((await send('/api/orders', 'req-401-browser', { origin: 'https://shop.example' })).status).toBe(401); // express path
+      expect((await send('/api/nothing-here', 'req-404')).status).toBe(404); // express path, no route
+      const idsOf = (match: (line: Record<string, unknown>) => boolean) => lines.filter(match).map((l) => l.requestId);
+      expect(idsOf((l) => l.kind === 'connection_refused')).toEqual(['req-502']);
+      expect(idsOf((l) => l.status === 401)).toEqual(['req-401', 'req-401-browser']);
+      expect(idsOf((l) => l.status === 404)).toEqual(['req-404']);
+    } finally {
+      await logged.stop();
+    }
   });
 });

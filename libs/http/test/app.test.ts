@@ -6,12 +6,12 @@ import { createLogger } from '@cloudretail/logging';
 import { createMetrics } from '@cloudretail/metrics';
 import { createApp, finishApp, parseRequest } from '../src';
 
-function buildApp() {
+function buildApp({ logContext = true } = {}) {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({ write: (c, _e, done) => (lines.push(JSON.parse(c.toString())), done()) });
   const logger = createLogger({ name: 'test', destination });
   const metrics = createMetrics({ service: 'test', defaultMetrics: false });
-  const app = createApp({ logger, metrics });
+  const app = createApp({ logger, metrics, logContext });
   app.post('/echo', (req, res) => {
     const { body, query } = parseRequest(req, {
       body: z.object({ name: z.string().min(1), quantity: z.number().int().positive() }),
@@ -75,6 +75,15 @@ describe('createApp + finishApp', () => {
     expect(res.body).toEqual({ error: { code: 'internal_error', message: 'Internal server error' } });
     expect(res.text).not.toMatch(/hunter2|at /);
     expect(lines.find((l) => l.level === 'error')).toMatchObject({ requestId: 'req-boom', status: 500 });
+  });
+
+  it('when the app keeps no log context (logContext: false), then a request still gets its id and its error line names it', async () => {
+    const { app, lines } = buildApp({ logContext: false });
+    const res = await request(app).get('/boom').set('x-request-id', 'req-plain');
+    expect(res.status).toBe(500);
+    expect(res.headers['x-request-id']).toBe('req-plain');
+    expect(lines.find((l) => l.level === 'error')).toMatchObject({ requestId: 'req-plain', status: 500 });
+    expect((await request(app).get('/items/1')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('when an async route rejects with an AppError, then its status and code are used', async () => {

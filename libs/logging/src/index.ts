@@ -28,7 +28,10 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
-/** A pino JSON logger that stamps the current request id on every line and redacts secrets. */
+/**
+ * A pino JSON logger that stamps the current request id on every line (unless the line names its
+ * own `requestId`) and redacts secrets.
+ */
 export function createLogger({ name, level = 'info', destination }: LoggerOptions): Logger {
   return pino(
     {
@@ -36,7 +39,8 @@ export function createLogger({ name, level = 'info', destination }: LoggerOption
       base: { service: name },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      mixin: () => {
+      mixin: (line: { requestId?: unknown }) => {
+        if (line.requestId !== undefined) return {};
         const requestId = currentRequestId();
         return requestId ? { requestId } : {};
       },

@@ -3,13 +3,15 @@ import { createLogger, currentRequestId, runWithContext } from '../src';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
+  const raw: string[] = [];
   const destination = new Writable({
     write(chunk, _encoding, done) {
+      raw.push(chunk.toString());
       lines.push(JSON.parse(chunk.toString()));
       done();
     },
   });
-  return { lines, destination };
+  return { lines, raw, destination };
 }
 
 describe('createLogger', () => {
@@ -25,6 +27,15 @@ describe('createLogger', () => {
     logger.info('outside');
     expect(lines.map((l) => l.requestId)).toEqual(['req-1', 'req-1', undefined]);
     expect(lines[0]).toMatchObject({ service: 'svc', level: 'info', msg: 'before' });
+  });
+
+  it('when a line names its own request id, then that one is written, once, whatever the context', async () => {
+    const { lines, raw, destination } = capture();
+    const logger = createLogger({ name: 'svc', destination });
+    await runWithContext({ requestId: 'req-context' }, async () => logger.warn({ requestId: 'req-explicit' }, 'named'));
+    logger.warn({ requestId: 'req-outside' }, 'named outside');
+    expect(lines.map((l) => l.requestId)).toEqual(['req-explicit', 'req-outside']);
+    expect(raw[0].match(/"requestId"/g)).toHaveLength(1);
   });
 
   it('redacts passwords and tokens', () => {

@@ -54,6 +54,8 @@ export interface UpstreamOptions {
 /** One proxied call, from the gateway's point of view. */
 interface Call {
   permit: Permit;
+  /** For log lines (the gateway has no AsyncLocalStorage log context). */
+  requestId: string | string[] | undefined;
   startedAt: number;
   timer?: NodeJS.Timeout;
   proxyReq?: http.ClientRequest;
@@ -127,7 +129,7 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     call.answered = true;
     clearTimeout(call.timer);
     metrics.errors.inc({ upstream: name, kind });
-    logger.warn({ upstream: name, kind, err: cause }, error.message);
+    logger.warn({ upstream: name, kind, requestId: call.requestId, err: cause }, error.message);
     call.proxyReq?.destroy();
     if (res.headersSent) res.destroy();
     else sendError(res, error);
@@ -220,7 +222,7 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
         sendError(res, new AppError('service_unavailable', `${name} is unavailable, try again later`));
         return;
       }
-      const call: Call = { permit, startedAt: performance.now(), answered: false, settled: false };
+      const call: Call = { permit, requestId: req.headers['x-request-id'], startedAt: performance.now(), answered: false, settled: false };
       calls.set(req, call);
       if (timeoutMs > 0) {
         call.timer = setTimeout(() => {
