@@ -28,6 +28,7 @@ import {
   onCleanup,
   reachable,
   resultsDir,
+  root,
   sleep,
   startApp,
   stopChild,
@@ -127,7 +128,7 @@ function table(rows) {
 /** The gateway scenario; expects api-gateway and product-service built. */
 async function runGateway() {
   const loadAtStart = os.loadavg();
-  const [productPort, gatewayPort, nginxPort] = [await freePort(), await freePort(), await freePort()];
+  const [productPort, gatewayPort, nginxPort, nodeProxyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const databaseUrl = await createDatabase();
   const product = startApp('product-service', { PORT: String(productPort), DATABASE_URL: databaseUrl, REDIS_URL, JWT_SECRET });
   await waitFor(`http://127.0.0.1:${productPort}/health/ready`, product, 'product-service');
@@ -141,10 +142,16 @@ async function runGateway() {
     RATE_LIMIT_KEY_PREFIX: `bench:${Date.now()}`,
   });
   await waitFor(`http://127.0.0.1:${gatewayPort}/health/ready`, gateway, 'api-gateway');
+  const nodeProxy = spawn(process.execPath, [path.join(root, 'tools/bench/node-proxy.mjs'), String(nodeProxyPort), `http://127.0.0.1:${productPort}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+  onCleanup(() => stopChild(nodeProxy));
   const nginx = await startNginx(productPort, nginxPort);
   const nginxDeadline = Date.now() + 10_000;
   while (!(await reachable(`http://127.0.0.1:${nginxPort}`))) {
     if (nginx.exitCode !== null || Date.now() > nginxDeadline) throw new Error('nginx did not start (see its output above)');
+    await sleep(100);
+  }
+  while (!(await reachable(`http://127.0.0.1:${nodeProxyPort}`))) {
+    if (nodeProxy.exitCode !== null || Date.now() > nginxDeadline) throw new Error('tools/bench/node-proxy.mjs did not start (see its output above)');
     await sleep(100);
   }
 
@@ -164,21 +171,26 @@ async function runGateway() {
     ['direct (product-service)', `http://127.0.0.1:${productPort}/products/${id}`],
     ['nginx → product-service', `http://127.0.0.1:${nginxPort}/api/products/${id}`],
     ['api-gateway → product-service', `http://127.0.0.1:${gatewayPort}/api/products/${id}`],
+    // The floor for any node:http gateway: a proxy with no features at all (reference only).
+    ['bare node proxy → product-service', `http://127.0.0.1:${nodeProxyPort}/api/products/${id}`],
   ];
   // Rounds alternate the order (A B C, C B A, …) so a machine getting busier or quieter over the
   // run does not favour whichever target happens to go first.
   const measured = targets.map(() => []);
   for (let round = 1; round <= ROUNDS; round++) {
-    const order = round % 2 ? [0, 1, 2] : [2, 1, 0];
+    const order = round % 2 ? [0, 1, 2, 3] : [3, 2, 1, 0];
     for (const i of order) measured[i].push(await measure(targets[i][0], targets[i][1], auth, round));
   }
   const rows = targets.map(([name, url], i) => combine(name, url, measured[i]));
-  const [direct, viaNginx, viaGateway] = rows;
+  const [direct, viaNginx, viaGateway, viaNodeProxy] = rows;
   const ratio = viaGateway.requestsPerSecond / viaNginx.requestsPerSecond;
   const p99Overhead = round(viaGateway.latencyMs.p99 - direct.latencyMs.p99);
+  const floorP99Overhead = round(viaNodeProxy.latencyMs.p99 - direct.latencyMs.p99);
   const summary = {
     gatewayToNginxThroughput: round(ratio, 3),
     gatewayP99MinusDirectP99Ms: p99Overhead,
+    bareNodeProxyP99MinusDirectP99Ms: floorP99Overhead,
+    bareNodeProxyToNginxThroughput: round(viaNodeProxy.requestsPerSecond / viaNginx.requestsPerSecond, 3),
     targets: { gatewayToNginxThroughputAtLeast: TARGETS.throughput, gatewayP99OverheadAtMostMs: TARGETS.p99OverheadMs },
     met: { throughput: ratio >= TARGETS.throughput, p99: p99Overhead <= TARGETS.p99OverheadMs },
   };
@@ -207,6 +219,7 @@ ${table(rows)}
 
 - gateway / nginx throughput: **${(ratio * 100).toFixed(1)}%** (target ≥ ${TARGETS.throughput * 100}%: ${summary.met.throughput ? 'met' : 'NOT met'})
 - gateway p99 − direct p99: **${p99Overhead} ms** (target ≤ ${TARGETS.p99OverheadMs} ms: ${summary.met.p99 ? 'met' : 'NOT met'})
+- for reference, a bare node:http proxy (tools/bench/node-proxy.mjs: no checks, metrics or logs): ${(summary.bareNodeProxyToNginxThroughput * 100).toFixed(1)}% of nginx, p99 − direct p99 ${floorP99Overhead} ms
 `;
   writeLatestSection('gateway', md);
   process.stdout.write(`\n${md}\n`);
