@@ -1,7 +1,7 @@
 import pg from 'pg';
 
 /** Distinct statement texts named per process; beyond this they run unnamed (as sequelize sends them). */
-export const MAX_NAMED_STATEMENTS = 500;
+export const MAX_NAMED_STATEMENTS = 200;
 
 const names = new Map<string, string>();
 let generation = 0;
