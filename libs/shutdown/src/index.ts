@@ -11,6 +11,30 @@ export interface Closer {
   close: () => unknown;
 }
 
+/**
+ * Runs `job` every `intervalMs` (and at once with `immediately`) without keeping the process alive,
+ * never two runs at once in this process. The closer stops the timer and waits for a run in
+ * progress, so a job is not cut off by the pool closing after it. `job` handles its own errors.
+ */
+export function repeat(name: string, intervalMs: number, job: () => Promise<void>, { immediately = false } = {}): Closer {
+  let running: Promise<void> | undefined;
+  const run = () => {
+    running ??= job().finally(() => {
+      running = undefined;
+    });
+  };
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  if (immediately) run();
+  return {
+    name,
+    async close() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
 export interface ServeOptions {
   app: http.RequestListener;
   port: number;

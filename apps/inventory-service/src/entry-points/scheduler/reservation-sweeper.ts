@@ -1,6 +1,6 @@
 import type { Logger } from '@cloudretail/logging';
 import { Counter, type Metrics } from '@cloudretail/metrics';
-import type { Closer } from '@cloudretail/shutdown';
+import { type Closer, repeat } from '@cloudretail/shutdown';
 
 export interface SweeperOptions {
   intervalMs: number;
@@ -17,28 +17,12 @@ export interface SweeperOptions {
  */
 export function startReservationSweeper({ intervalMs, releaseExpired, logger, metrics }: SweeperOptions): Closer {
   const expired = new Counter({ name: 'inventory_reservations_expired_total', help: 'Reservations released by the sweeper because they expired', registers: [metrics.registry] });
-  let running: Promise<void> | undefined;
-
-  const sweep = () => {
-    if (running) return;
-    running = releaseExpired()
+  return repeat('reservation-sweeper', intervalMs, () =>
+    releaseExpired()
       .then((count) => {
         if (count) logger.info({ count }, 'released expired reservations');
         expired.inc(count);
       })
-      .catch((error) => logger.error({ err: error }, 'reservation sweep failed; retrying next interval'))
-      .finally(() => {
-        running = undefined;
-      });
-  };
-  const timer = setInterval(sweep, intervalMs);
-  timer.unref();
-
-  return {
-    name: 'reservation-sweeper',
-    async close() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+      .catch((error) => logger.error({ err: error }, 'reservation sweep failed; retrying next interval')),
+  );
 }

@@ -2,7 +2,7 @@ import { QueryTypes, type Sequelize } from '@cloudretail/db';
 import { type RequestHandler, shed } from '@cloudretail/http';
 import type { Logger } from '@cloudretail/logging';
 import { Gauge, type Registry } from '@cloudretail/metrics';
-import type { Closer } from '@cloudretail/shutdown';
+import { type Closer, repeat } from '@cloudretail/shutdown';
 
 export interface SagaAdmissionOptions {
   sequelize: Sequelize;
@@ -24,22 +24,19 @@ export interface SagaAdmissionOptions {
 export function sagaAdmission({ sequelize, maxPending, intervalMs, logger, registry }: SagaAdmissionOptions): { guard: RequestHandler; closer: Closer } {
   const gauge = new Gauge({ name: 'saga_pending_orders', help: 'Orders whose saga is in flight (PENDING), as admission control last counted them', registers: [registry] });
   let pending = 0;
-  let counting: Promise<void> | undefined;
-  const count = () => {
-    counting ??= sequelize
-      .query<{ pending: string }>("SELECT count(*) AS pending FROM orders WHERE status = 'PENDING'", { type: QueryTypes.SELECT })
-      .then(([row]) => {
-        pending = Number(row.pending);
-        gauge.set(pending);
-      })
-      .catch((error) => logger.warn({ err: error }, 'counting in-flight orders failed; admission keeps its last count'))
-      .finally(() => {
-        counting = undefined;
-      });
-  };
-  const timer = setInterval(count, intervalMs);
-  timer.unref();
-  count();
+  const closer = repeat(
+    'saga-admission',
+    intervalMs,
+    () =>
+      sequelize
+        .query<{ pending: string }>("SELECT count(*) AS pending FROM orders WHERE status = 'PENDING'", { type: QueryTypes.SELECT })
+        .then(([row]) => {
+          pending = Number(row.pending);
+          gauge.set(pending);
+        })
+        .catch((error) => logger.warn({ err: error }, 'counting in-flight orders failed; admission keeps its last count')),
+    { immediately: true },
+  );
 
   const guard: RequestHandler = (_req, res, next) => {
     if (pending < maxPending) {
@@ -48,14 +45,5 @@ export function sagaAdmission({ sequelize, maxPending, intervalMs, logger, regis
     }
     shed(res, 'Too many orders in flight; retry shortly');
   };
-  return {
-    guard,
-    closer: {
-      name: 'saga-admission',
-      async close() {
-        clearInterval(timer);
-        await counting;
-      },
-    },
-  };
+  return { guard, closer };
 }

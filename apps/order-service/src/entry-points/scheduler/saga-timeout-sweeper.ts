@@ -1,5 +1,5 @@
 import type { Logger } from '@cloudretail/logging';
-import type { Closer } from '@cloudretail/shutdown';
+import { type Closer, repeat } from '@cloudretail/shutdown';
 
 export interface SweeperOptions {
   intervalMs: number;
@@ -14,25 +14,11 @@ export interface SweeperOptions {
  * overlap within a process, and the closer waits for a run in progress before the pool closes.
  */
 export function startSagaTimeoutSweeper({ intervalMs, cancelTimedOut, logger }: SweeperOptions): Closer {
-  let running: Promise<void> | undefined;
-  const sweep = () => {
-    if (running) return;
-    running = cancelTimedOut()
+  return repeat('saga-timeout-sweeper', intervalMs, () =>
+    cancelTimedOut()
       .then((count) => {
         if (count) logger.warn({ count }, 'cancelled orders whose saga step timed out');
       })
-      .catch((error) => logger.error({ err: error }, 'saga timeout sweep failed; retrying next interval'))
-      .finally(() => {
-        running = undefined;
-      });
-  };
-  const timer = setInterval(sweep, intervalMs);
-  timer.unref();
-  return {
-    name: 'saga-timeout-sweeper',
-    async close() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+      .catch((error) => logger.error({ err: error }, 'saga timeout sweep failed; retrying next interval')),
+  );
 }
