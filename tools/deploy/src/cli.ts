@@ -1,13 +1,17 @@
 /**
- * `npm run deploy -- <rolling|blue-green|verify|rollback> --env staging|production --app <name> …`
- * Drives the cluster through kubectl, verifies with Prometheus or the pods' /metrics, and appends
- * an audit record for every run (dry runs included).
+ * `npm run deploy -- <command> --env <environment> (--app <name> | --apps a,b | --digests FILE) …`
+ * Promotes digests through Git, drives Argo Rollouts and Deployments through kubectl, verifies
+ * with Prometheus or the pods' /metrics, and appends an audit record for every run (dry runs
+ * included; one record per app).
  */
 import { type Actor, appendAudit, auditRecord, detectActor } from './audit';
 import { type Options, USAGE, UsageError, parseCli } from './args';
 import { type Kubectl, dryRunKubectl, execKubectl, formatCommand } from './kubectl';
-import { type MetricsSource, dryRunPrometheus, prometheusSource, scrapeSource } from './metrics-source';
+import { type MetricsSource, dryRunPrometheus, prometheusSource, scrapeSource, serviceProxyBase, serviceProxyFetch } from './metrics-source';
+import { type Git, type Digests, PromoteError, execGit, promote, readDigests } from './promote';
+import { rolloutAction } from './rollouts';
 import { DeployError, type Deps, type Report, blueGreen, rollback, rolling, verify } from './strategies';
+import { judge } from './verify';
 
 export interface RunOverrides {
   /** Replaces kubectl (tests); ignored in a dry run, which never runs anything. */
@@ -15,30 +19,47 @@ export interface RunOverrides {
   metrics?: MetricsSource;
   actor?: Actor;
   log?: (line: string) => void;
+  git?: Git;
+  sleep?: (ms: number) => Promise<void>;
 }
 
-/** Runs one command and appends its audit record. Resolves with the report and the process exit code. */
+/** Runs one command for every app and appends an audit record per app. Exit code: the worst. */
 export async function runDeploy(options: Options, overrides: RunOverrides = {}): Promise<{ report?: Report; exitCode: number; actions: string[] }> {
+  if (options.command === 'promote') return runPromote(options, overrides);
+  let last: { report?: Report; exitCode: number; actions: string[] } = { exitCode: 0, actions: [] };
+  let worst = 0;
+  const digests = options.digestsPath ? readDigests(options.digestsPath) : undefined;
+  for (const app of options.apps) {
+    last = await runOne({ ...options, app, image: digests?.[app] ?? (app === options.app ? options.image : undefined) }, overrides);
+    worst = Math.max(worst, last.exitCode);
+  }
+  return { ...last, exitCode: worst };
+}
+
+async function runOne(options: Options, overrides: RunOverrides): Promise<{ report?: Report; exitCode: number; actions: string[] }> {
   const log = overrides.log ?? ((line: string) => console.log(line));
   const startedAt = new Date().toISOString();
   const actions: string[] = [];
   const record = (kubectl: Kubectl): Kubectl => ({
+    dryRun: kubectl.dryRun,
     run: (args) => {
       actions.push(formatCommand(args));
       return kubectl.run(args);
     },
   });
   const kubectl = record(options.dryRun ? dryRunKubectl(log) : (overrides.kubectl ?? execKubectl()));
-  const sleep = options.dryRun
-    ? async (ms: number) => log(`[dry-run] wait ${ms / 1000}s`)
-    : (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  const sleep =
+    overrides.sleep ??
+    (options.dryRun ? async (ms: number) => log(`[dry-run] wait ${ms / 1000}s`) : (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const metrics =
     overrides.metrics ??
     (options.prometheusUrl
       ? options.dryRun
         ? dryRunPrometheus(options.prometheusUrl, log)
         : prometheusSource(options.prometheusUrl, sleep, undefined, log)
-      : scrapeSource(kubectl, sleep));
+      : options.prometheusService
+        ? prometheusSource(serviceProxyBase(options.prometheusService), sleep, serviceProxyFetch(kubectl), log)
+        : scrapeSource(kubectl, sleep));
   const deps: Deps = { kubectl, metrics, sleep, log };
   const target = { app: options.app, namespace: options.namespace };
   const actor = overrides.actor ?? detectActor(process.env);
@@ -61,6 +82,20 @@ export async function runDeploy(options: Options, overrides: RunOverrides = {}):
       }
       case 'rollback':
         return rollback(deps, target, { strategy: options.strategy, toRevision: options.toRevision, rolloutTimeoutMs: options.rolloutTimeoutMs });
+      case 'rollout': {
+        const result = await rolloutAction(deps, target, options.action!, { toRevision: options.toRevision, full: options.full, timeoutMs: options.rolloutTimeoutMs, image: options.image });
+        if (result.output) log(result.output);
+        if (!result.observations) return { outcome: 'succeeded', reasons: [], checks: [] };
+        const verdict = judge(result.observations, options.thresholds);
+        return {
+          outcome: verdict.ok ? 'succeeded' : 'verification_failed',
+          toVersion: options.image,
+          reasons: verdict.reasons,
+          checks: [{ stage: `rollout ${options.action} (${result.kind})`, observations: result.observations, verdict }],
+        };
+      }
+      case 'promote':
+        throw new DeployError('promote runs through runPromote');
     }
   };
 
@@ -77,7 +112,7 @@ export async function runDeploy(options: Options, overrides: RunOverrides = {}):
     auditRecord({
       startedAt,
       actor,
-      command: options.command,
+      command: options.command === 'rollout' ? `rollout ${options.action}` : options.command,
       env: options.env,
       namespace: options.namespace,
       app: options.app,
@@ -95,8 +130,56 @@ export async function runDeploy(options: Options, overrides: RunOverrides = {}):
     log(`error: ${error?.message}`);
     return { exitCode: 1, actions };
   }
-  log(`${options.command} ${options.app} in ${options.namespace}: ${report.outcome}${report.reasons.length ? ` (${report.reasons.join(', ')})` : ''}`);
+  log(`${options.command}${options.action ? ` ${options.action}` : ''} ${options.app} in ${options.namespace}: ${report.outcome}${report.reasons.length ? ` (${report.reasons.join(', ')})` : ''}`);
   return { report, exitCode: report.outcome === 'succeeded' ? 0 : 1, actions };
+}
+
+async function runPromote(options: Options, overrides: RunOverrides): Promise<{ exitCode: number; actions: string[] }> {
+  const log = overrides.log ?? ((line: string) => console.log(line));
+  const startedAt = new Date().toISOString();
+  const actor = overrides.actor ?? detectActor(process.env);
+  const actions: string[] = [];
+  let digests: Digests = {};
+  let error: Error | undefined;
+  let previous: Digests = {};
+  let changed: string[] = [];
+  try {
+    digests = readDigests(options.digestsPath!);
+    ({ previous, changed } = await promote(
+      { env: options.env, digests, repoDir: options.repoDir, source: options.source, branch: options.branch, push: options.push, remote: options.remote, previousOut: options.previousOut, dryRun: options.dryRun, actor: actor.name },
+      overrides.git ?? execGit(options.repoDir),
+      log,
+      actions,
+    ));
+  } catch (caught) {
+    error = caught as Error;
+    if (!(error instanceof PromoteError)) log(String(error.stack));
+  }
+  appendAudit(
+    options.auditFile,
+    auditRecord({
+      startedAt,
+      actor,
+      command: 'promote',
+      env: options.env,
+      namespace: options.namespace,
+      app: Object.keys(digests).join(','),
+      fromVersion: Object.keys(previous).length ? JSON.stringify(previous) : null,
+      toVersion: Object.keys(digests).length ? JSON.stringify(digests) : null,
+      dryRun: options.dryRun,
+      outcome: error ? 'error' : 'succeeded',
+      reasons: error ? [] : changed.length ? [] : ['unchanged'],
+      verification: { checks: [] },
+      actions,
+      error: error?.message,
+    }),
+  );
+  if (error) {
+    log(`error: ${error.message}`);
+    return { exitCode: 1, actions };
+  }
+  log(`promote ${options.env}: ${changed.length ? changed.join(', ') : 'nothing to change'}`);
+  return { exitCode: 0, actions };
 }
 
 async function main() {
@@ -107,9 +190,9 @@ async function main() {
   }
   let options: Options;
   try {
-    options = parseCli(argv);
+    options = parseCli(argv, process.env, (file) => Object.keys(readDigests(file)));
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
+    if (!(error instanceof UsageError) && !(error instanceof PromoteError)) throw error;
     console.error(`${error.message}\n\n${USAGE}`);
     return 2;
   }

@@ -9,6 +9,8 @@ export interface KubectlResult {
 /** Everything the deploy commands do to a cluster goes through this, so tests and --dry-run replace it. */
 export interface Kubectl {
   run(args: string[]): Promise<KubectlResult>;
+  /** Set by dryRunKubectl: waits that poll the cluster show one round and move on. */
+  dryRun?: boolean;
 }
 
 /** `kubectl a b 'c d'` — how a command is printed (dry-run, logs, audit). */
@@ -49,7 +51,23 @@ export function dryRunAnswer(args: string[]): string {
     return JSON.stringify({ spec: { replicas: 2, template: { spec: { containers: [{ image: '<current-image>' }] } } }, status: { readyReplicas: 2, updatedReplicas: 2 } });
   }
   if (args[0] === 'get' && args[1] === 'pods') {
-    return JSON.stringify({ items: [{ metadata: { name: '<pod>' }, spec: { containers: [{ ports: [{ name: 'http', containerPort: '<port>' }] }] } }] });
+    return JSON.stringify({
+      items: [
+        {
+          metadata: { name: '<pod>', labels: { 'rollouts-pod-template-hash': '<stable-hash>' } },
+          spec: { containers: [{ name: '<container>', ports: [{ name: 'http', containerPort: '<port>' }] }] },
+          status: { conditions: [{ type: 'Ready', status: 'True' }] },
+        },
+      ],
+    });
+  }
+  // Every app of the staging and production overlays is an Argo Rollout.
+  if (args[0] === 'get' && args[1] === 'rollout.argoproj.io' && args.includes('name')) return `rollout.argoproj.io/${args[2]}`;
+  if (args[0] === 'get' && args[1] === 'rollout.argoproj.io') {
+    return JSON.stringify({
+      spec: { replicas: 2 },
+      status: { phase: 'Healthy', stableRS: '<stable-hash>', currentPodHash: '<stable-hash>', replicas: 2, readyReplicas: 2, availableReplicas: 2, updatedReplicas: 2 },
+    });
   }
   return '';
 }
@@ -63,6 +81,7 @@ export function dryRunKubectl(print: (line: string) => void): Kubectl & { comman
   const commands: string[] = [];
   return {
     commands,
+    dryRun: true,
     async run(args) {
       const command = formatCommand(args);
       commands.push(command);

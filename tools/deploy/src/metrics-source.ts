@@ -12,8 +12,16 @@ export interface Target {
 
 export interface Pod {
   name: string;
+  /** The app container (kubectl exec -c). */
+  container: string;
   /** The container's http port (a placeholder string in a dry run). */
   port: number | string;
+  /** Where /health/* and /metrics answer: the `admin` port when the pod has one (the gateway), else `port`. */
+  adminPort: number | string;
+  /** The pod's Ready condition. */
+  ready: boolean;
+  /** Argo Rollouts' rollouts-pod-template-hash label (stable or canary), when a Rollout owns the pod. */
+  hash?: string;
 }
 
 /** Measures a window: waits `windowMs` and returns what the target served in it. */
@@ -24,15 +32,32 @@ export interface MetricsSource {
 
 export type Sleep = (ms: number) => Promise<void>;
 
-/** Pod proxy path through the API server, so no port-forward or in-cluster position is needed. */
-export const podProxyPath = (namespace: string, pod: Pod, path: string) => `/api/v1/namespaces/${namespace}/pods/${pod.name}:${pod.port}/proxy${path}`;
+/**
+ * kubectl arguments for a GET from inside the pod: node's fetch on 127.0.0.1 (the runtime image
+ * has node, no curl). Exits non-zero unless 2xx; prints the body. The default-deny
+ * NetworkPolicies do not apply to a pod talking to itself, unlike the API server's pod proxy.
+ */
+export const FETCH_SCRIPT = 'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, () => process.exit(1))';
+export const podGet = (namespace: string, pod: Pod, port: number | string, path: string) => [
+  'exec',
+  pod.name,
+  '-n',
+  namespace,
+  '-c',
+  pod.container,
+  '--',
+  'node',
+  '-e',
+  FETCH_SCRIPT,
+  `http://127.0.0.1:${port}${path}`,
+];
 
-/** Scrapes every pod's /metrics through the API server twice, `windowMs` apart, and diffs the counters. */
+/** Scrapes every pod's /metrics (from inside the pod) twice, `windowMs` apart, and diffs the counters. */
 export function scrapeSource(kubectl: Kubectl, sleep: Sleep): MetricsSource {
   const scrapeAll = async (target: Target) => {
     const bodies = await Promise.all(
       target.pods.map(async (pod) => {
-        const result = await kubectl.run(['get', '--raw', podProxyPath(target.namespace, pod, '/metrics')]);
+        const result = await kubectl.run(podGet(target.namespace, pod, pod.adminPort, '/metrics'));
         if (!result.ok) throw new Error(`scraping ${pod.name} failed: ${result.stderr.trim()}`);
         return result.stdout;
       }),
@@ -40,7 +65,7 @@ export function scrapeSource(kubectl: Kubectl, sleep: Sleep): MetricsSource {
     return sumCounters(bodies.map((body) => countersFrom(parsePrometheusText(body))));
   };
   return {
-    describe: 'pod /metrics via the API server (scraped twice, counters diffed)',
+    describe: 'pod /metrics via kubectl exec (scraped twice, counters diffed)',
     async measure(target, windowMs) {
       const before = await scrapeAll(target);
       await sleep(windowMs);
@@ -85,3 +110,20 @@ export function dryRunPrometheus(url: string, print: (line: string) => void): Me
     },
   };
 }
+
+/**
+ * Prometheus inside the cluster, queried through the API server's service proxy
+ * (`kubectl get --raw /api/v1/namespaces/<ns>/services/<name>:<port>/proxy/api/v1/query?…`):
+ * a CI runner needs only its kubeconfig, no route to Prometheus.
+ */
+export function serviceProxyFetch(kubectl: Kubectl): Fetch {
+  return async (url) => {
+    const result = await kubectl.run(['get', '--raw', url]);
+    return { ok: result.ok, status: result.ok ? 200 : 502, json: async () => JSON.parse(result.stdout || '{}') };
+  };
+}
+
+export const serviceProxyBase = (service: string) => {
+  const [namespace, rest] = service.split('/');
+  return `/api/v1/namespaces/${namespace}/services/${rest}/proxy`;
+};

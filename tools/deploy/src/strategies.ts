@@ -1,5 +1,6 @@
 import { type Kubectl, type KubectlResult, formatCommand } from './kubectl';
-import { type MetricsSource, type Pod, type Sleep, podProxyPath } from './metrics-source';
+import { rolloutAction, verifyRollout, workloadKind } from './rollouts';
+import { type MetricsSource, type Pod, type Sleep, podGet } from './metrics-source';
 import { type Figures, type Observations, type Thresholds, type Verdict, judge } from './verify';
 
 export type Colour = 'blue' | 'green';
@@ -48,13 +49,13 @@ export const versionOf = (image: string) => {
   return tag ? tag[1] : image;
 };
 
-async function must(kubectl: Kubectl, args: string[]): Promise<string> {
+export async function must(kubectl: Kubectl, args: string[]): Promise<string> {
   const result = await kubectl.run(args);
   if (!result.ok) throw new DeployError(`${formatCommand(args)} failed: ${result.stderr.trim() || 'no output'}`);
   return result.stdout.trim();
 }
 
-function parseJson<T>(text: string, what: string): T {
+export function parseJson<T>(text: string, what: string): T {
   try {
     return JSON.parse(text) as T;
   } catch {
@@ -62,8 +63,8 @@ function parseJson<T>(text: string, what: string): T {
   }
 }
 
-const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))}s`;
-const rolloutStatus = (kubectl: Kubectl, t: Target, deployment: string, timeoutMs: number): Promise<KubectlResult> =>
+export const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))}s`;
+export const rolloutStatus = (kubectl: Kubectl, t: Target, deployment: string, timeoutMs: number): Promise<KubectlResult> =>
   kubectl.run(['rollout', 'status', `deployment/${deployment}`, '-n', t.namespace, `--timeout=${seconds(timeoutMs)}`]);
 
 interface DeploymentState {
@@ -72,7 +73,7 @@ interface DeploymentState {
   image: string;
 }
 
-async function deploymentState(kubectl: Kubectl, t: Target, deployment: string): Promise<DeploymentState> {
+export async function deploymentState(kubectl: Kubectl, t: Target, deployment: string): Promise<DeploymentState> {
   const json = parseJson<{
     spec?: { replicas?: number; template?: { spec?: { containers?: { image?: string }[] } } };
     status?: { readyReplicas?: number };
@@ -80,21 +81,37 @@ async function deploymentState(kubectl: Kubectl, t: Target, deployment: string):
   return { replicas: json.spec?.replicas ?? 0, readyReplicas: json.status?.readyReplicas ?? 0, image: json.spec?.template?.spec?.containers?.[0]?.image ?? '' };
 }
 
-async function podsOf(kubectl: Kubectl, t: Target, colour?: Colour): Promise<Pod[]> {
-  const json = parseJson<{
-    items?: { metadata: { name: string; deletionTimestamp?: string }; spec: { containers: { ports?: { name?: string; containerPort: number | string }[] }[] } }[];
-  }>(await must(kubectl, ['get', 'pods', '-n', t.namespace, '-l', selectorOf(t.app, colour), '-o', 'json']), `pods of ${t.app}`);
+interface PodJson {
+  metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string> };
+  spec: { containers: { name?: string; ports?: { name?: string; containerPort: number | string }[] }[] };
+  status?: { conditions?: { type: string; status: string }[] };
+}
+
+export async function podsOf(kubectl: Kubectl, t: Target, colour?: Colour): Promise<Pod[]> {
+  const json = parseJson<{ items?: PodJson[] }>(await must(kubectl, ['get', 'pods', '-n', t.namespace, '-l', selectorOf(t.app, colour), '-o', 'json']), `pods of ${t.app}`);
   return (json.items ?? [])
     .filter((p) => !p.metadata.deletionTimestamp)
     .map((p) => {
       const ports = p.spec.containers[0]?.ports ?? [];
-      return { name: p.metadata.name, port: (ports.find((port) => port.name === 'http') ?? ports[0])?.containerPort ?? 0 };
+      const http = (ports.find((port) => port.name === 'http') ?? ports[0])?.containerPort ?? 0;
+      return {
+        name: p.metadata.name,
+        container: p.spec.containers[0]?.name ?? t.app,
+        port: http,
+        // The gateway answers /health/* and /metrics on its admin port only.
+        adminPort: ports.find((port) => port.name === 'admin')?.containerPort ?? http,
+        ready: (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+        hash: p.metadata.labels?.['rollouts-pod-template-hash'],
+      };
     });
 }
 
-/** GET `path` on every pod through the API server proxy: true when all answer 2xx. */
-async function everyPodAnswers(kubectl: Kubectl, t: Target, pods: Pod[], path: string): Promise<boolean> {
-  const results = await Promise.all(pods.map((pod) => kubectl.run(['get', '--raw', podProxyPath(t.namespace, pod, path)])));
+/**
+ * GET `path` on every pod from inside the pod (kubectl exec, node's fetch on 127.0.0.1): the
+ * default-deny NetworkPolicies block the API server's pod proxy, not a pod talking to itself.
+ */
+async function everyPodAnswers(kubectl: Kubectl, t: Target, pods: Pod[], path: string, port: 'http' | 'admin'): Promise<boolean> {
+  const results = await Promise.all(pods.map((pod) => kubectl.run(podGet(t.namespace, pod, port === 'admin' ? pod.adminPort : pod.port, path))));
   return pods.length > 0 && results.every((r) => r.ok);
 }
 
@@ -103,9 +120,11 @@ async function everyPodAnswers(kubectl: Kubectl, t: Target, pods: Pod[], path: s
  * p99 over a window (Prometheus or the pods' own /metrics), judged against the thresholds.
  */
 export async function verify(deps: Deps, t: Target, settings: VerifySettings, colour?: Colour): Promise<{ observations: Observations; verdict: Verdict }> {
+  if (!colour && (await workloadKind(deps.kubectl, t)) === 'rollout') return verifyRollout(deps, t, settings);
   const state = await deploymentState(deps.kubectl, t, deploymentOf(t.app, colour));
   const pods = await podsOf(deps.kubectl, t, colour);
-  const healthy = await everyPodAnswers(deps.kubectl, t, pods, '/health/ready');
+  // Readiness as the kubelet probes it (pod Ready condition): no network path into the pods needed.
+  const healthy = pods.length > 0 && pods.every((p) => p.ready);
   deps.log(`measuring ${settings.windowMs / 1000}s of traffic from ${deps.metrics.describe}`);
   const figures: Figures = await deps.metrics.measure({ app: t.app, namespace: t.namespace, colour, pods }, settings.windowMs);
   const observations: Observations = { pods: { ready: state.readyReplicas, desired: state.replicas }, healthy, figures };
@@ -178,7 +197,7 @@ export async function blueGreen(
   let pre: Observations = { rolloutTimedOut: !status.ok };
   if (status.ok) {
     const pods = await podsOf(kubectl, t, idle);
-    pre = { healthy: await everyPodAnswers(kubectl, t, pods, '/health/ready'), smokePassed: await everyPodAnswers(kubectl, t, pods, smokePath) };
+    pre = { healthy: await everyPodAnswers(kubectl, t, pods, '/health/ready', 'admin'), smokePassed: await everyPodAnswers(kubectl, t, pods, smokePath, 'http') };
   }
   const preVerdict = judge(pre, settings.thresholds);
   report.checks.push({ stage: 'before switch', observations: pre, verdict: preVerdict });
@@ -215,6 +234,11 @@ export async function rollback(
   { strategy = 'auto', toRevision, rolloutTimeoutMs }: { strategy?: 'auto' | 'rolling' | 'blue-green'; toRevision?: number; rolloutTimeoutMs: number },
 ): Promise<Report> {
   const { kubectl } = deps;
+  if (strategy === 'auto' && (await workloadKind(kubectl, t)) === 'rollout') {
+    // An Argo Rollout: abort sends traffic back to the stable pods at once (then revert in Git).
+    await rolloutAction(deps, t, 'abort', { timeoutMs: rolloutTimeoutMs });
+    return { outcome: 'succeeded', reasons: [], checks: [] };
+  }
   let active: string | undefined;
   if (strategy !== 'rolling') {
     active = await must(kubectl, ['get', 'service', t.app, '-n', t.namespace, '-o', 'jsonpath={.spec.selector.version}']);

@@ -29,7 +29,7 @@ export interface Figures {
   p99Ms: number | null;
 }
 
-export type Reason = 'error_ratio_exceeded' | 'p99_exceeded' | 'pods_not_ready' | 'rollout_timed_out' | 'smoke_test_failed' | 'unhealthy';
+export type Reason = 'rollout_degraded' | 'error_ratio_exceeded' | 'p99_exceeded' | 'pods_not_ready' | 'rollout_timed_out' | 'smoke_test_failed' | 'unhealthy';
 
 export interface Verdict {
   ok: boolean;
@@ -48,8 +48,18 @@ export function judgeFigures(figures: Figures, thresholds: Thresholds): Verdict 
 }
 
 /** Everything a release is judged on; absent checks were not run. */
+export interface PodGroup {
+  hash: string;
+  ready: number;
+  total: number;
+}
+
 export interface Observations {
   rolloutTimedOut?: boolean;
+  /** An Argo Rollout reported Degraded or was aborted (its analysis failed, or someone aborted it). */
+  rolloutDegraded?: boolean;
+  /** What a Rollout runs: its phase, the stable pods and, during a release, the canary's. */
+  rollout?: { phase: string; stable: PodGroup; canary?: PodGroup };
   pods?: { ready: number; desired: number };
   healthy?: boolean;
   smokePassed?: boolean;
@@ -60,6 +70,7 @@ export interface Observations {
 export function judge(observations: Observations, thresholds: Thresholds): Verdict {
   const reasons: Reason[] = [];
   if (observations.rolloutTimedOut) reasons.push('rollout_timed_out');
+  if (observations.rolloutDegraded) reasons.push('rollout_degraded');
   const pods = observations.pods;
   if (pods && (pods.desired === 0 || pods.ready < pods.desired)) reasons.push('pods_not_ready');
   if (observations.healthy === false) reasons.push('unhealthy');
