@@ -29,8 +29,16 @@ const OVERLAYS: Record<string, { componentsIn: string; namespace: string; logLev
   'production/eu-west': { componentsIn: 'overlays/production/base', namespace: 'cloudretail', logLevel: 'warn', origins: 'https://cloudretail.com,https://www.cloudretail.com', minReplicas: 3 },
   'production/us-east': { componentsIn: 'overlays/production/base', namespace: 'cloudretail', logLevel: 'warn', origins: 'https://cloudretail.com,https://www.cloudretail.com', minReplicas: 3 },
 };
-const COMPONENTS = ['blue-green', 'progressive-delivery'];
-const COMBINATIONS = [[], ['blue-green'], ['progressive-delivery'], ['blue-green', 'progressive-delivery']];
+/**
+ * Components an overlay can list. progressive-delivery (Argo Rollouts for every app, what the
+ * overlays use) and blue-green (the plain-Kubernetes Service switch for clusters without Rollouts)
+ * both release the gateway, so they exclude each other.
+ */
+const COMPONENTS = ['progressive-delivery'];
+const COMBINATIONS = [[], ['blue-green'], ['progressive-delivery']];
+/** Where each app answers its probes: the gateway on its admin port (ADMIN_PORT, 9080), the others on the app port. */
+const PROBE_PORT = (app: AppName) => (app === 'api-gateway' ? 'admin' : 'http');
+const IMAGE = (app: AppName) => new RegExp(`^ghcr\\.io/cloudretail/${app}(:\\d+\\.\\d+\\.\\d+|@sha256:[0-9a-f]{64})$`);
 const PROBES = { startupProbe: '/health/startup', readinessProbe: '/health/ready', livenessProbe: '/health/live' } as const;
 
 // Loose shapes for walking rendered pod specs (the strict schemas already checked the structure).
@@ -139,7 +147,7 @@ describe('rendering and strict schema validation', () => {
 
     expect(validateManifests(text)).toEqual([]);
     expect(new Set(workloads(objs).map((w) => w.app))).toEqual(new Set(APP_NAMES));
-    expect(ofKind(objs, 'Rollout').length > 0).toBe(combo.includes('progressive-delivery'));
+    expect(ofKind(objs, 'Rollout').length).toBe(combo.includes('progressive-delivery') ? APP_NAMES.length : 0);
     expect(!!named(objs, 'Deployment', 'api-gateway-green')).toBe(combo.includes('blue-green'));
   });
 
@@ -171,10 +179,8 @@ describe('rendering and strict schema validation', () => {
     expect(ofKind(objs, 'ConfigMap').find((c) => c.metadata.name.startsWith('api-gateway-config-'))!.data!.ALLOWED_ORIGINS).toBe(expected.origins);
     expect(new Set(ofKind(objs, 'HorizontalPodAutoscaler').map((h) => h.spec.minReplicas))).toEqual(new Set([expected.minReplicas]));
     for (const w of workloads(objs)) {
-      for (const c of [...w.pod.containers, ...(w.pod.initContainers ?? [])]) {
-        expect(c.image).toMatch(new RegExp(`^ghcr\\.io/cloudretail/${w.app}:\\d+\\.\\d+\\.\\d+`));
-        expect(c.image).not.toMatch(/:latest$/);
-      }
+      // A promoted digest, or the seed release's tag before the first promotion; never latest.
+      for (const c of [...w.pod.containers, ...(w.pod.initContainers ?? [])]) expect(c.image).toMatch(IMAGE(w.app));
     }
   });
 
@@ -191,19 +197,20 @@ describe('rendering and strict schema validation', () => {
 describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
   const objs = () => rendered[overlay];
 
-  test('every app runs as exactly one Deployment or Rollout (plus the idle blue-green colour)', () => {
+  test('every app runs as exactly one Argo Rollout (its Deployment is the template the Rollout references)', () => {
     const byApp = workloads(objs()).filter((w) => w.obj.kind === 'Rollout' || !ofKind(objs(), 'Rollout').some((r) => r.spec.workloadRef?.name === w.obj.metadata.name));
 
-    expect(byApp.map((w) => w.app).sort()).toEqual([...APP_NAMES, 'api-gateway'].sort());
+    expect(byApp.map((w) => `${w.obj.kind}/${w.app}`).sort()).toEqual(APP_NAMES.map((app) => `Rollout/${app}`).sort());
   });
 
   test('every workload has the three probes on the app port, resources, and a hardened security context', () => {
     for (const { obj, app, pod } of workloads(objs())) {
       const main = pod.containers[0];
       const where = `${obj.kind}/${obj.metadata.name}`;
-      expect({ where, ports: main.ports }).toEqual({ where, ports: [expect.objectContaining({ name: 'http', containerPort: APPS[app].port })] });
+      const ports = [expect.objectContaining({ name: 'http', containerPort: APPS[app].port }), ...(app === 'api-gateway' ? [expect.objectContaining({ name: 'admin', containerPort: 9080 })] : [])];
+      expect({ where, ports: main.ports }).toEqual({ where, ports });
       for (const [probe, probePath] of Object.entries(PROBES)) {
-        expect({ where, probe, httpGet: (main[probe] as { httpGet?: object })?.httpGet }).toEqual({ where, probe, httpGet: { path: probePath, port: 'http' } });
+        expect({ where, probe, httpGet: (main[probe] as { httpGet?: object })?.httpGet }).toEqual({ where, probe, httpGet: { path: probePath, port: PROBE_PORT(app) } });
       }
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
       expect(pod.automountServiceAccountToken).toBe(false);
@@ -230,6 +237,8 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
   test('every rollout replaces pods without losing capacity', () => {
     for (const { obj } of workloads(objs())) {
       if (obj.kind === 'Deployment') expect({ name: obj.metadata.name, strategy: obj.spec.strategy }).toMatchObject({ strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } } });
+      // Blue-green brings the whole new ReplicaSet up before any traffic moves.
+      else if (obj.spec.strategy.blueGreen) expect(!!obj.spec.strategy.blueGreen.prePromotionAnalysis || obj.spec.strategy.blueGreen.autoPromotionEnabled === false).toBe(true);
       else expect(obj.spec.strategy.canary.maxUnavailable).toBe(0);
     }
   });
@@ -385,17 +394,53 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
     }
   });
 
-  test('Prometheus scrapes every app Service, and the alert rules cover errors, latency and sagas', () => {
-    const [monitor] = ofKind(objs(), 'ServiceMonitor');
-    const scraped = ofKind(objs(), 'Service').filter((s) => matches(monitor.spec.selector.matchLabels, s.metadata.labels ?? {}));
+  test('Prometheus scrapes every app exactly once per pod, on the port that serves /metrics, and the alert rules cover errors, latency and sagas', () => {
     const alerts = ofKind(objs(), 'PrometheusRule').flatMap((r) => r.spec.groups.flatMap((g: { rules: { alert?: string }[] }) => g.rules.map((x) => x.alert)));
 
-    expect(new Set(scraped.map((s) => s.metadata.name))).toEqual(new Set([...APP_NAMES, ...(named(objs(), 'Service', 'api-gateway-preview') ? ['api-gateway-preview'] : [])]));
-    expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'http', path: '/metrics' })]);
+    expect(scrapesPerApp(objs())).toEqual(Object.fromEntries(APP_NAMES.map((app) => [app, [PROBE_PORT(app)]])));
     expect(alerts).toEqual(expect.arrayContaining(['HighErrorRatio', 'HighP99Latency', 'SagaFailures', 'EventConsumerLag']));
   });
 
-  test('blue-green: the green Deployment is the blue one but for name, colour and image, and the Service picks one colour', () => {
+  test('every ServiceAccount pulls images with the registry pull secret', () => {
+    for (const { pod } of workloads(objs())) {
+      const sa = named(objs(), 'ServiceAccount', pod.serviceAccountName!)!;
+      expect({ sa: sa.metadata.name, pull: (sa as unknown as { imagePullSecrets?: object[] }).imagePullSecrets }).toEqual({ sa: sa.metadata.name, pull: [{ name: 'ghcr-pull' }] });
+    }
+  });
+
+  test('progressive delivery: back-end canaries analysed on error ratio and p99, the gateway blue-green through a preview Service with smoke and SLO analysis', () => {
+    const rollouts = ofKind(objs(), 'Rollout');
+    const template = named(objs(), 'AnalysisTemplate', 'http-slo')!;
+    const queries = template.spec.metrics.map((m: { provider: { prometheus: { query: string } } }) => m.provider.prometheus.query).join('\n');
+
+    expect(rollouts.map((r) => r.metadata.name).sort()).toEqual([...APP_NAMES].sort());
+    for (const r of rollouts.filter((x) => x.metadata.name !== 'api-gateway')) expect(r.spec.strategy.canary.analysis.templates).toEqual([{ templateName: 'http-slo' }]);
+    expect(queries).toContain('http_requests_total');
+    expect(queries).toContain('http_request_duration_seconds_bucket');
+
+    const gateway = named(objs(), 'Rollout', 'api-gateway')!.spec.strategy.blueGreen;
+    expect(gateway).toMatchObject({ activeService: 'api-gateway', previewService: 'api-gateway-preview' });
+    expect(named(objs(), 'Service', gateway.activeService)).toBeDefined();
+    expect(named(objs(), 'Service', gateway.previewService)).toBeDefined();
+    // Every analysis names a template that exists and passes each argument that has no default.
+    for (const r of rollouts) {
+      const uses = [r.spec.strategy.canary?.analysis, r.spec.strategy.blueGreen?.prePromotionAnalysis, r.spec.strategy.blueGreen?.postPromotionAnalysis].filter(Boolean);
+      for (const use of uses) {
+        for (const t of use.templates) {
+          const required = named(objs(), 'AnalysisTemplate', t.templateName)!.spec.args.filter((a: { value?: string }) => a.value === undefined).map((a: { name: string }) => a.name);
+          expect({ rollout: r.metadata.name, missing: required.filter((n: string) => !use.args.some((a: { name: string }) => a.name === n)) }).toEqual({ rollout: r.metadata.name, missing: [] });
+        }
+      }
+    }
+  });
+});
+
+describe('the plain-Kubernetes blue-green component (clusters without Argo Rollouts)', () => {
+  let objects: K8sObject[];
+  beforeAll(() => (objects = parseManifests(renderWith('staging', ['blue-green']))));
+  const objs = () => objects;
+
+  test('the green Deployment is the blue one but for name, colour and image, and the Service picks one colour', () => {
     const blue = named(objs(), 'Deployment', 'api-gateway')!;
     const green = named(objs(), 'Deployment', 'api-gateway-green')!;
     const normalise = (d: K8sObject) => {
@@ -412,15 +457,8 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
     expect(named(objs(), 'Service', 'api-gateway-preview')!.spec.selector.version).toBe('green');
   });
 
-  test('progressive delivery: every back-end Rollout is analysed on error ratio and p99 latency', () => {
-    const rollouts = ofKind(objs(), 'Rollout');
-    const template = named(objs(), 'AnalysisTemplate', 'http-slo')!;
-    const queries = template.spec.metrics.map((m: { provider: { prometheus: { query: string } } }) => m.provider.prometheus.query).join('\n');
-
-    expect(rollouts.map((r) => r.metadata.name).sort()).toEqual(APP_NAMES.filter((a) => a !== 'api-gateway').sort());
-    for (const r of rollouts) expect(r.spec.strategy.canary.analysis.templates).toEqual([{ templateName: 'http-slo' }]);
-    expect(queries).toContain('http_requests_total');
-    expect(queries).toContain('http_request_duration_seconds_bucket');
+  test('the gateway is scraped once per pod although two Services (api-gateway, api-gateway-preview) select it', () => {
+    expect(scrapesPerApp(objs())).toEqual(Object.fromEntries(APP_NAMES.map((app) => [app, [PROBE_PORT(app)]])));
   });
 });
 
@@ -435,7 +473,8 @@ describe('Argo CD', () => {
       expect(app.spec.syncPolicy).toMatchObject({ automated: { prune: true, selfHeal: true }, retry: { limit: expect.any(Number), backoff: { duration: expect.any(String), factor: 2 } } });
       const overlay = app.spec.source.path.replace('infrastructure/kubernetes/overlays/', '');
       expect(app.spec.destination.namespace).toBe(OVERLAYS[overlay].namespace);
-      expect(app.spec.source.targetRevision).toBe(overlay === 'staging' ? 'develop' : 'main');
+      // Never main: an environment changes only by a promotion commit on its own branch (deploy.yml).
+      expect(app.spec.source.targetRevision).toBe(`env/${overlay.replace('/', '-')}`);
     }
   });
 });
@@ -466,4 +505,28 @@ function selects(selector: Selector | undefined, labels: Record<string, string>)
     return !(e.key in labels);
   });
   return byLabels && byExpressions;
+}
+
+/**
+ * For each app, the ports its pods are scraped on, one entry per scrape: a ServiceMonitor scrapes
+ * each endpoint port of every Service it selects (so two Services over the same pods scrape them
+ * twice), a PodMonitor each pod once per endpoint.
+ */
+function scrapesPerApp(objs: K8sObject[]): Record<string, string[]> {
+  const ws = workloads(objs).filter((w) => w.obj.kind === 'Rollout' || !ofKind(objs, 'Rollout').some((r) => r.spec.workloadRef?.name === w.obj.metadata.name));
+  const result: Record<string, string[]> = Object.fromEntries(APP_NAMES.map((app) => [app, []]));
+  for (const monitor of ofKind(objs, 'ServiceMonitor')) {
+    for (const svc of ofKind(objs, 'Service').filter((s) => selects(monitor.spec.selector, s.metadata.labels ?? {}))) {
+      for (const endpoint of monitor.spec.endpoints as { port: string }[]) {
+        if (!svc.spec.ports.some((p: { name: string }) => p.name === endpoint.port)) continue;
+        for (const app of new Set(ws.filter((w) => matches(svc.spec.selector, w.labels)).map((w) => w.app))) result[app].push(endpoint.port);
+      }
+    }
+  }
+  for (const monitor of ofKind(objs, 'PodMonitor')) {
+    for (const app of new Set(ws.filter((w) => selects(monitor.spec.selector, w.labels)).map((w) => w.app))) {
+      for (const endpoint of monitor.spec.podMetricsEndpoints as { port: string }[]) result[app].push(endpoint.port);
+    }
+  }
+  return result;
 }
