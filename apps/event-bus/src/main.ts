@@ -7,6 +7,7 @@ import { migrations } from './data-access/migrations';
 import { orderStatusRepository } from './data-access/order-status-repository';
 import { redisBackbone } from './data-access/redis-backbone';
 import { statusChannel } from './data-access/status-channel';
+import { streamSlots } from './data-access/stream-slots';
 import { backboneUseCases } from './domain/backbone-use-cases';
 import { orderStatusUseCases } from './domain/order-status-use-cases';
 import { type OpenStreams, openStreams } from './entry-points/api/order-events';
@@ -32,13 +33,20 @@ export const service: ServiceDefinition<typeof configSchema> = {
     });
     await backbone.provision();
 
-    const channel = statusChannel(redis, logger);
+    const channel = statusChannel(redis, logger, { prefix: config.REDIS_KEY_PREFIX });
+    const slots = streamSlots(redis, { prefix: config.REDIS_KEY_PREFIX, limit: config.SSE_MAX_STREAMS_PER_USER, leaseMs: Math.max(3 * config.SSE_HEARTBEAT_MS, 10_000) });
     const orderStatus = orderStatusUseCases({ statuses: orderStatusRepository(sequelize), channel });
     const streams = openStreams();
     streamsOf.set(ctx, streams);
 
     const app = createApp({ logger, metrics, faults });
-    eventBusApi({ backbone, orderStatus, auth: createAuth({ secret: config.JWT_SECRET }), groups, streams, heartbeatMs: config.SSE_HEARTBEAT_MS, logger }).mount(app);
+    const limits = {
+      heartbeatMs: config.SSE_HEARTBEAT_MS,
+      maxLifetimeMs: config.SSE_MAX_LIFETIME_MS,
+      reconnectMs: config.SSE_RECONNECT_MS,
+      firstStatusWaitMs: config.SSE_FIRST_STATUS_WAIT_MS,
+    };
+    eventBusApi({ backbone, orderStatus, auth: createAuth({ secret: config.JWT_SECRET }), groups, streams, slots, limits, logger }).mount(app);
     registerBackboneMetrics({ registry: metrics.registry, backbone, sseListeners: () => channel.listenerCount(), logger });
     const consumer = await startOrderStatusConsumer({ transport, useCases: orderStatus });
 

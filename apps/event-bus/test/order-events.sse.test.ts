@@ -19,7 +19,7 @@ const prefix = uniquePrefix();
 
 beforeAll(async () => {
   db = await createTestDatabase('event_bus_sse');
-  const env = testEnv(db.url, { EVENT_TOPIC_PREFIX: prefix, SSE_HEARTBEAT_MS: '100' });
+  const env = testEnv(db.url, { EVENT_TOPIC_PREFIX: prefix, REDIS_KEY_PREFIX: prefix, SSE_HEARTBEAT_MS: '100', SSE_MAX_STREAMS_PER_USER: '3', SSE_FIRST_STATUS_WAIT_MS: '3000' });
   replicaA = await start(env);
   replicaB = await start(env);
   redis = new Redis(TEST_REDIS_URL);
@@ -28,7 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await orderService?.close();
   await Promise.all([replicaA?.stop(), replicaB?.stop()]);
-  const keys = await redis.keys(`${streamKey(prefix)}*`);
+  const keys = [...(await redis.keys(`${streamKey(prefix)}*`)), ...(await redis.keys(`${prefix}*`))];
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
   await db?.drop();
@@ -137,8 +137,104 @@ describe('GET /orders/:id/events', () => {
     clients.forEach((c) => c.close());
 
     await eventually(async () => expect(await sseListeners(replicaB)).toBe(0));
-    const [, subscribers] = (await redis.pubsub('NUMSUB', `order-status:${orderId}`)) as [string, number];
+    const [, subscribers] = (await redis.pubsub('NUMSUB', `${prefix}order-status:${orderId}`)) as [string, number];
     expect(subscribers).toBe(0);
+  });
+});
+
+describe('GET /orders/:id/events, bounded', () => {
+  it('when the Last-Event-ID is above the version of a finished order, then the final status is sent and the stream ends', async () => {
+    const { orderId, userId } = await pendingOrder();
+    await publishStatus(orderId, userId, 'CONFIRMED');
+    await eventually(async () => expect(await storedStatus(orderId)).toBe('CONFIRMED'));
+
+    const client = await openSse(eventsUrl(replicaA, orderId), { authorization: bearer(userId), 'last-event-id': '99' });
+    await Promise.race([client.done, sleep(3_000)]);
+
+    expect(client.ended).toBe(true);
+    expect(client.events.map((e) => [e.id, (e.data as { status: string }).status])).toEqual([['2', 'CONFIRMED']]);
+  });
+
+  it('when the Last-Event-ID is above the version of a pending order, then the current status and later changes are still sent', async () => {
+    const { orderId, userId } = await pendingOrder();
+    const client = await openSse(eventsUrl(replicaB, orderId), { authorization: bearer(userId), 'last-event-id': '7' });
+    await eventually(() => expect(client.events.map((e) => e.id)).toEqual(['1']));
+
+    await publishStatus(orderId, userId, 'CANCELLED', 'payment_declined');
+
+    await Promise.race([client.done, sleep(5_000)]);
+    expect(client.ended).toBe(true);
+    expect(client.events.map((e) => e.id)).toEqual(['1', '2']);
+  });
+
+  it('when the client reconnects with the id of the final status, then 204 (EventSource stops reconnecting)', async () => {
+    const { orderId, userId } = await pendingOrder();
+    await publishStatus(orderId, userId, 'CANCELLED', 'cancelled_by_user');
+    await eventually(async () => expect(await storedStatus(orderId)).toBe('CANCELLED'));
+
+    const res = await request(replicaA.url).get(`/orders/${orderId}/events`).set('authorization', bearer(userId)).set('last-event-id', '2');
+
+    expect([res.status, res.text]).toEqual([204, '']);
+  });
+
+  it('when a user already holds the most streams allowed, then one more answers 429 in the envelope; closing one frees a slot on any replica', async () => {
+    const userId = randomUUID();
+    const orders = await Promise.all([1, 2, 3].map(() => pendingOrder(userId)));
+    const held = await Promise.all(orders.map(({ orderId }, i) => openSse(eventsUrl(i % 2 ? replicaB : replicaA, orderId), { authorization: bearer(userId) })));
+    expect(held.map((c) => c.status)).toEqual([200, 200, 200]);
+
+    const refused = await request(replicaB.url).get(`/orders/${orders[0].orderId}/events`).set('authorization', bearer(userId));
+    expect([refused.status, refused.body.error.code, refused.body.error.details]).toEqual([429, 'rate_limited', { limit: 3 }]);
+    const otherUser = await pendingOrder();
+    expect((await openSse(eventsUrl(replicaB, otherUser.orderId), { authorization: bearer(otherUser.userId) })).status).toBe(200); // others are not affected
+
+    held[0].close();
+    await held[0].done;
+    await eventually(async () => {
+      const again = await openSse(eventsUrl(replicaB, orders[0].orderId), { authorization: bearer(userId) });
+      again.close();
+      expect(again.status).toBe(200);
+    });
+    held.forEach((c) => c.close());
+  });
+
+  it('when a stream reaches its maximum lifetime, then the server ends it with a retry: hint', async () => {
+    const shortLived = await start(testEnv(db.url, { EVENT_TOPIC_PREFIX: prefix, REDIS_KEY_PREFIX: prefix, SSE_MAX_LIFETIME_MS: '400', SSE_RECONNECT_MS: '1234' }));
+    try {
+      const { orderId, userId } = await pendingOrder();
+      const client = await openSse(eventsUrl(shortLived, orderId), { authorization: bearer(userId) });
+
+      await Promise.race([client.done, sleep(5_000)]);
+
+      expect(client.ended).toBe(true);
+      expect(client.events.map((e) => e.id)).toEqual(['1']);
+      expect(client.raw.endsWith('retry: 1234\n\n')).toBe(true);
+    } finally {
+      await shortLived.stop();
+    }
+  });
+
+  it('when the stream is opened before the order’s first status reached the event-bus, then it waits for it instead of answering 404', async () => {
+    const orderId = randomUUID();
+    const userId = randomUUID();
+    const opening = openSse(eventsUrl(replicaA, orderId), { authorization: bearer(userId) });
+    const strangerAsks = request(replicaB.url).get(`/orders/${orderId}/events`).set('authorization', bearer(randomUUID()));
+    await sleep(300);
+
+    await publishStatus(orderId, userId, 'PENDING');
+
+    const client = await opening;
+    expect(client.status).toBe(200);
+    await eventually(() => expect(client.events.map((e) => (e.data as { status: string }).status)).toEqual(['PENDING']));
+    client.close();
+    expect((await strangerAsks).status).toBe(404); // the owner check still applies once the status is there
+  });
+
+  it('when no status arrives within SSE_FIRST_STATUS_WAIT_MS, then 404', async () => {
+    const startedAt = Date.now();
+    const res = await request(replicaA.url).get(`/orders/${randomUUID()}/events`).set('authorization', bearer(randomUUID()));
+    expect([res.status, res.body.error.code]).toEqual([404, 'not_found']);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(2_900);
   });
 });
 

@@ -9,15 +9,14 @@ export interface StatusListener {
   onResync: () => void;
 }
 
-const channelOf = (orderId: string) => `order-status:${orderId}`;
-
 /**
  * Fan-out of status changes across replicas over Redis pub/sub: whichever replica consumes a
- * change publishes it on `order-status:<orderId>`, and every replica with a stream open for that
+ * change publishes it on `<prefix>order-status:<orderId>` (prefix: REDIS_KEY_PREFIX), and every replica with a stream open for that
  * order receives it. Each process holds ONE subscriber connection, subscribed to the channels of
  * the orders it currently streams (a channel is dropped with its last listener).
  */
-export function statusChannel(redis: Redis, logger: Logger) {
+export function statusChannel(redis: Redis, logger: Logger, { prefix = '' }: { prefix?: string } = {}) {
+  const channelOf = (orderId: string) => `${prefix}order-status:${orderId}`;
   const listeners = new Map<string, Set<StatusListener>>();
   let subscriber: Redis | undefined;
   let readyBefore = false;

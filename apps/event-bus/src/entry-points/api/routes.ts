@@ -4,7 +4,8 @@ import { createApi } from '@cloudretail/http';
 import type { BackboneUseCases } from '../../domain/backbone-use-cases';
 import type { OrderStatusUseCases } from '../../domain/order-status-use-cases';
 import type { Logger } from '@cloudretail/logging';
-import { type OpenStreams, streamOrderEvents, tokenFromQuery } from './order-events';
+import type { StreamSlots } from '../../data-access/stream-slots';
+import { type OpenStreams, type StreamLimits, streamOrderEvents, tokenFromQuery } from './order-events';
 
 const CatalogEntry = z.object({ type: z.string(), version: z.number().int(), topic: z.string(), schema: z.record(z.string(), z.unknown()) });
 const DeadLetter = z
@@ -27,12 +28,13 @@ export interface EventBusApiDeps {
   /** Consumer groups whose dead letters may be listed and replayed. */
   groups: string[];
   streams: OpenStreams;
-  heartbeatMs: number;
+  slots: StreamSlots;
+  limits: StreamLimits;
   logger: Logger;
 }
 
 /** The event catalog, dead-letter administration and live order status. */
-export function eventBusApi({ backbone, orderStatus, auth, groups, streams, heartbeatMs, logger }: EventBusApiDeps) {
+export function eventBusApi({ backbone, orderStatus, auth, groups, streams, slots, limits, logger }: EventBusApiDeps) {
   const api = createApi({ title: 'event-bus', version: '1.0.0', description: 'CloudRetail event backbone operations and live order status' });
   const admin = [auth.authenticate, requireRole('admin')];
   const Group = z.enum(groups as [string, ...string[]]);
@@ -69,17 +71,17 @@ export function eventBusApi({ backbone, orderStatus, auth, groups, streams, hear
     },
   );
 
-  const stream = streamOrderEvents({ useCases: orderStatus, streams, heartbeatMs, logger });
+  const stream = streamOrderEvents({ useCases: orderStatus, slots, streams, limits, logger });
   api.route(
     {
       method: 'get',
       path: '/orders/:id/events',
       summary:
-        'Server-Sent Events (text/event-stream) of the order’s status: `event: status`, `data: {orderId, status, reason?, at}`, `id:` the status version; ends after CONFIRMED, CANCELLED or REFUNDED. Owner or admin; the token may also be passed as ?access_token= (EventSource cannot set headers).',
+        'Server-Sent Events (text/event-stream) of the order’s status: `event: status`, `data: {orderId, status, reason?, at}`, `id:` the status version; ends after CONFIRMED, CANCELLED or REFUNDED, or after SSE_MAX_LIFETIME_MS with a `retry:` hint (reconnect with Last-Event-ID). 204 when Last-Event-ID is already the final status; 429 beyond SSE_MAX_STREAMS_PER_USER open streams. Owner or admin; the token may also be passed as ?access_token= (EventSource cannot set headers).',
       auth: 'user',
       params: z.object({ id: z.uuid() }),
       query: z.object({ access_token: z.string().optional() }),
-      responses: { 200: null },
+      responses: { 200: null, 204: null },
       before: [tokenFromQuery, auth.authenticate],
     },
     ({ params }, req, res) => stream(params.id, req, res),
