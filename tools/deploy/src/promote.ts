@@ -142,7 +142,8 @@ export async function promote(o: PromoteOptions, git: Git, log: (line: string) =
   };
 
   if (o.branch) {
-    const exists = (await step(['ls-remote', '--exit-code', '--heads', o.remote, o.branch], { read: true, allowFail: true })).ok;
+    // A dry run shows the path of an existing branch (it does not ask the remote).
+    const exists = (await step(['ls-remote', '--exit-code', '--heads', o.remote, o.branch], { allowFail: true })).ok;
     if (exists) {
       await step(['fetch', o.remote, `+refs/heads/${o.branch}:refs/remotes/${o.remote}/${o.branch}`]);
       await step(['checkout', '-B', o.branch, `${o.remote}/${o.branch}`]);
@@ -156,10 +157,8 @@ export async function promote(o: PromoteOptions, git: Git, log: (line: string) =
   const file = path.join(o.repoDir, overlay);
   const { text, previous, changed } = applyDigests(readFileSync(file, 'utf8'), o.digests);
   for (const app of Object.keys(o.digests)) log(`${o.env} ${app}: ${previous[app]} -> ${o.digests[app]}${changed.includes(app) ? '' : ' (unchanged)'}`);
-  if (o.previousOut) {
-    if (o.dryRun) log(`[dry-run] write ${o.previousOut}`);
-    else writeFileSync(o.previousOut, `${JSON.stringify(previous, null, 2)}\n`);
-  }
+  // Written in a dry run too: a local file (what a revert would promote), not a change to Git or a cluster.
+  if (o.previousOut) writeFileSync(o.previousOut, `${JSON.stringify(previous, null, 2)}\n`);
   if (!changed.length) {
     log(`${o.env} already runs these images: nothing to commit`);
     return { overlay, previous, changed };

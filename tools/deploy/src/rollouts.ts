@@ -53,7 +53,8 @@ export async function rolloutState(kubectl: Kubectl, t: Target): Promise<Rollout
 /** The image the app's pod template names now (a workloadRef Rollout runs its Deployment's template). */
 const templateImage = (t: Target) => ['get', 'deployment', t.app, '-n', t.namespace, '-o', 'jsonpath={.spec.template.spec.containers[0].image}'];
 
-export const POLL_MS = 10_000;
+/** How often a wait polls the cluster (DEPLOY_POLL_MS, default 10 s). */
+export const POLL_MS = Number(process.env.DEPLOY_POLL_MS ?? 10_000);
 
 /**
  * Waits until the app's template names `image` (Argo CD has synced the promotion commit), then
@@ -102,8 +103,8 @@ export async function verifyRollout(deps: Deps, t: Target, settings: VerifySetti
   const observations: Observations = {
     rollout: { phase: state.phase, stable, ...(canary ? { canary } : {}) },
     rolloutDegraded: state.phase === 'Degraded' || state.aborted,
-    // During a canary the Rollout's desired count is split; every pod it runs must be ready.
-    pods: { ready: stable.ready + (canary?.ready ?? 0), desired: Math.max(state.desired, stable.total + (canary?.total ?? 0)) },
+    // The Rollout's own count (stable and canary pods); the Deployment behind it is at 0 by design.
+    pods: { ready: state.ready, desired: state.desired },
     healthy: serving.length > 0 && serving.every((p) => p.ready),
     figures,
   };
@@ -111,6 +112,12 @@ export async function verifyRollout(deps: Deps, t: Target, settings: VerifySetti
   deps.log(`${verdict.ok ? 'PASS' : `FAIL (${verdict.reasons.join(', ')})`}: ${t.app} ${state.phase}, stable ${stable.ready}/${stable.total}${canary ? `, canary ${canary.ready}/${canary.total}` : ''}`);
   return { observations, verdict };
 }
+
+/**
+ * Traffic goes back to the stable pods at once; Git still names the new image, so the durable
+ * rollback is the revert promotion (promote --digests <previous>).
+ */
+export const abortRollout = (kubectl: Kubectl, t: Target) => must(kubectl, statusPatch(t, { abort: true }));
 
 const rolloutRef = (t: Target) => `rollout.argoproj.io/${t.app}`;
 const statusPatch = (t: Target, patch: object) => ['patch', rolloutRef(t), '-n', t.namespace, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: patch })];
@@ -157,9 +164,7 @@ export async function rolloutAction(
       // Clears the current pause step (or, --full, skips every remaining step and analysis).
       return { kind, output: await must(kubectl, statusPatch(t, o.full ? { promoteFull: true } : { pauseConditions: null })) };
     case 'abort':
-      // Traffic goes back to the stable pods at once; Git still names the new image, so the
-      // durable rollback is the revert promotion (promote --digests <previous>).
-      return { kind, output: await must(kubectl, statusPatch(t, { abort: true })) };
+      return { kind, output: await abortRollout(kubectl, t) };
     case 'pause':
       return { kind, output: await must(kubectl, specPatch(t, { paused: true })) };
     case 'resume':

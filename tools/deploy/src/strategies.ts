@@ -1,5 +1,5 @@
 import { type Kubectl, type KubectlResult, formatCommand } from './kubectl';
-import { rolloutAction, verifyRollout, workloadKind } from './rollouts';
+import { type WorkloadKind, abortRollout, verifyRollout, workloadKind } from './rollouts';
 import { type MetricsSource, type Pod, type Sleep, podGet } from './metrics-source';
 import { type Figures, type Observations, type Thresholds, type Verdict, judge } from './verify';
 
@@ -119,8 +119,9 @@ async function everyPodAnswers(kubectl: Kubectl, t: Target, pods: Pod[], path: s
  * Verification of what runs now: pods ready, every pod's /health/ready, then the error ratio and
  * p99 over a window (Prometheus or the pods' own /metrics), judged against the thresholds.
  */
-export async function verify(deps: Deps, t: Target, settings: VerifySettings, colour?: Colour): Promise<{ observations: Observations; verdict: Verdict }> {
-  if (!colour && (await workloadKind(deps.kubectl, t)) === 'rollout') return verifyRollout(deps, t, settings);
+export async function verify(deps: Deps, t: Target, settings: VerifySettings, colour?: Colour, kind?: WorkloadKind): Promise<{ observations: Observations; verdict: Verdict }> {
+  // A colour is a Deployment of the service-switch component; otherwise ask whether a Rollout runs the app.
+  if (!colour && (kind ?? (await workloadKind(deps.kubectl, t))) === 'rollout') return verifyRollout(deps, t, settings);
   const state = await deploymentState(deps.kubectl, t, deploymentOf(t.app, colour));
   const pods = await podsOf(deps.kubectl, t, colour);
   // Readiness as the kubelet probes it (pod Ready condition): no network path into the pods needed.
@@ -158,7 +159,7 @@ export async function rolling(deps: Deps, t: Target, { image, changeCause, ...se
   const status = await rolloutStatus(kubectl, t, t.app, settings.rolloutTimeoutMs);
   let observations: Observations = { rolloutTimedOut: !status.ok };
   let verdict = judge(observations, settings.thresholds);
-  if (status.ok) ({ observations, verdict } = await verify(deps, t, settings));
+  if (status.ok) ({ observations, verdict } = await verify(deps, t, settings, undefined, 'deployment'));
   report.checks.push({ stage: 'after rollout', observations, verdict });
   if (verdict.ok) return report;
 
@@ -236,7 +237,7 @@ export async function rollback(
   const { kubectl } = deps;
   if (strategy === 'auto' && (await workloadKind(kubectl, t)) === 'rollout') {
     // An Argo Rollout: abort sends traffic back to the stable pods at once (then revert in Git).
-    await rolloutAction(deps, t, 'abort', { timeoutMs: rolloutTimeoutMs });
+    await abortRollout(kubectl, t);
     return { outcome: 'succeeded', reasons: [], checks: [] };
   }
   let active: string | undefined;

@@ -63,7 +63,9 @@ describe('audit log', () => {
     const auditFile = path.join(dir, 'deploy-audit.jsonl');
     const kubectl = recordingKubectl((args) => {
       if (args[0] === 'get' && args[1] === 'deployment') return { stdout: JSON.stringify({ spec: { replicas: 1, template: { spec: { containers: [{ image: 'r/p:1.0.0' }] } } }, status: { readyReplicas: 1 } }) };
-      if (args[0] === 'get' && args[1] === 'pods') return { stdout: JSON.stringify({ items: [{ metadata: { name: 'p-1' }, spec: { containers: [{ ports: [{ containerPort: 3002 }] }] } }] }) };
+      if (args[0] === 'get' && args[1] === 'pods') {
+        return { stdout: JSON.stringify({ items: [{ metadata: { name: 'p-1' }, spec: { containers: [{ ports: [{ containerPort: 3002 }] }] }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }] }) };
+      }
       return {};
     });
     const run = (version: string) =>

@@ -5,7 +5,10 @@ import { parseCli } from '../src/args';
 import type { AuditRecord } from '../src/audit';
 import { runDeploy } from '../src/cli';
 import type { Kubectl } from '../src/kubectl';
-import type { MetricsSource } from '../src/metrics-source';
+import { FETCH_SCRIPT, type MetricsSource } from '../src/metrics-source';
+
+/** A GET from inside the pod, as the dry run prints it (placeholders for pod, container and port). */
+const inPod = (namespace: string, path: string) => `kubectl exec '<pod>' -n ${namespace} -c '<container>' -- node -e '${FETCH_SCRIPT}' 'http://127.0.0.1:<port>${path}'`;
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'deploy-dry-run-'))));
@@ -51,9 +54,8 @@ describe('deploy --dry-run', () => {
       'kubectl rollout status deployment/product-service -n cloudretail-staging --timeout=300s',
       'kubectl get deployment product-service -n cloudretail-staging -o json',
       'kubectl get pods -n cloudretail-staging -l app.kubernetes.io/name=product-service -o json',
-      "kubectl get --raw '/api/v1/namespaces/cloudretail-staging/pods/<pod>:<port>/proxy/health/ready'",
-      "kubectl get --raw '/api/v1/namespaces/cloudretail-staging/pods/<pod>:<port>/proxy/metrics'",
-      "kubectl get --raw '/api/v1/namespaces/cloudretail-staging/pods/<pod>:<port>/proxy/metrics'",
+      inPod('cloudretail-staging', '/metrics'),
+      inPod('cloudretail-staging', '/metrics'),
     ]);
     expect(lines).toContain('[dry-run] wait 30s');
     expect(exitCode).toBe(0);
@@ -79,14 +81,13 @@ describe('deploy --dry-run', () => {
       'kubectl scale deployment/api-gateway-green --replicas=2 -n cloudretail',
       'kubectl rollout status deployment/api-gateway-green -n cloudretail --timeout=300s',
       'kubectl get pods -n cloudretail -l app.kubernetes.io/name=api-gateway,version=green -o json',
-      "kubectl get --raw '/api/v1/namespaces/cloudretail/pods/<pod>:<port>/proxy/health/ready'",
-      "kubectl get --raw '/api/v1/namespaces/cloudretail/pods/<pod>:<port>/proxy/openapi.json'",
+      inPod('cloudretail', '/health/ready'),
+      inPod('cloudretail', '/openapi.json'),
       'kubectl patch service api-gateway -n cloudretail --type=merge -p \'{"spec":{"selector":{"version":"green"}}}\'',
       'kubectl get deployment api-gateway-green -n cloudretail -o json',
       'kubectl get pods -n cloudretail -l app.kubernetes.io/name=api-gateway,version=green -o json',
-      "kubectl get --raw '/api/v1/namespaces/cloudretail/pods/<pod>:<port>/proxy/health/ready'",
-      "kubectl get --raw '/api/v1/namespaces/cloudretail/pods/<pod>:<port>/proxy/metrics'",
-      "kubectl get --raw '/api/v1/namespaces/cloudretail/pods/<pod>:<port>/proxy/metrics'",
+      inPod('cloudretail', '/metrics'),
+      inPod('cloudretail', '/metrics'),
       'kubectl scale deployment/api-gateway --replicas=0 -n cloudretail',
     ]);
     expect(exitCode).toBe(0);
@@ -95,11 +96,10 @@ describe('deploy --dry-run', () => {
   it('when the watch after a blue-green switch sees too many errors, then the Service is switched back to blue and green scaled down', async () => {
     const { printed, exitCode, audit } = await dryRun(['blue-green', '--env', 'staging', '--app', 'api-gateway', '--version', '1.3.1'], faultyGreen);
 
-    expect(printed.slice(-6)).toEqual([
+    expect(printed.slice(-5)).toEqual([
       'kubectl patch service api-gateway -n cloudretail-staging --type=merge -p \'{"spec":{"selector":{"version":"green"}}}\'',
       'kubectl get deployment api-gateway-green -n cloudretail-staging -o json',
       'kubectl get pods -n cloudretail-staging -l app.kubernetes.io/name=api-gateway,version=green -o json',
-      "kubectl get --raw '/api/v1/namespaces/cloudretail-staging/pods/<pod>:<port>/proxy/health/ready'",
       'kubectl patch service api-gateway -n cloudretail-staging --type=merge -p \'{"spec":{"selector":{"version":"blue"}}}\'',
       'kubectl scale deployment/api-gateway-green --replicas=0 -n cloudretail-staging',
     ]);
@@ -109,8 +109,8 @@ describe('deploy --dry-run', () => {
     expect(audit[0].verification.checks.map((c) => c.stage)).toEqual(['before switch', 'after switch']);
   });
 
-  it('when rolling back a blue-green app, then the other colour is brought back and the selector switched to it', async () => {
-    const { printed } = await dryRun(['rollback', '--env', 'production', '--app', 'api-gateway']);
+  it('when rolling back a blue-green app of the service-switch component, then the other colour is brought back and the selector switched to it', async () => {
+    const { printed } = await dryRun(['rollback', '--env', 'production', '--app', 'api-gateway', '--strategy', 'blue-green']);
 
     expect(printed).toEqual([
       "kubectl get service api-gateway -n cloudretail -o 'jsonpath={.spec.selector.version}'",

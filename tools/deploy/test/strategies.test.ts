@@ -9,7 +9,9 @@ const healthyFigures: Figures = { requests: 900, errors: 0, errorRatio: 0, p99Ms
 
 const deployment = (replicas: number, ready: number, image = 'ghcr.io/cloudretail/product-service:1.0.0') =>
   JSON.stringify({ spec: { replicas, template: { spec: { containers: [{ image }] } } }, status: { readyReplicas: ready } });
-const pods = JSON.stringify({ items: [{ metadata: { name: 'p-1' }, spec: { containers: [{ ports: [{ name: 'http', containerPort: 3002 }] }] } }] });
+const pods = JSON.stringify({
+  items: [{ metadata: { name: 'p-1' }, spec: { containers: [{ name: 'app', ports: [{ name: 'http', containerPort: 3002 }] }] }, status: { conditions: [{ type: 'Ready', status: 'True' }] } }],
+});
 
 /** A cluster that answers reads sensibly; `fail` makes matching commands fail. */
 function cluster({ fail = () => false, state = () => deployment(3, 3), active = 'blue' }: { fail?: (cmd: string) => boolean; state?: (name: string) => string; active?: string } = {}) {
@@ -39,7 +41,7 @@ describe('rolling', () => {
       'kubectl rollout undo deployment/product-service -n cloudretail-staging',
       'kubectl rollout status deployment/product-service -n cloudretail-staging --timeout=60s',
     ]);
-    expect(kubectl.commands.some((c) => c.includes('/proxy/health/ready'))).toBe(false);
+    expect(kubectl.commands.some((c) => c.includes('get pods'))).toBe(false);
   });
 
   it('when fewer pods are ready than desired after the rollout, then it rolls back for pods_not_ready', async () => {
@@ -65,7 +67,7 @@ describe('blue-green', () => {
   const gateway = { app: 'api-gateway', namespace: 'cloudretail' };
 
   it('when the smoke test fails on a green pod, then the Service is never switched and green is scaled down', async () => {
-    const kubectl = cluster({ fail: (cmd) => cmd.includes('/proxy/openapi.json') });
+    const kubectl = cluster({ fail: (cmd) => cmd.includes('http://127.0.0.1:3002/openapi.json') });
 
     const report = await blueGreen(deps(kubectl), gateway, bg);
 
