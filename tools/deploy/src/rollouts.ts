@@ -6,7 +6,7 @@
  * `kubectl rollout …`.
  */
 import type { Kubectl } from './kubectl';
-import { type Deps, DeployError, type Target, type VerifySettings, must, parseJson, podsOf, rolloutStatus, seconds } from './strategies';
+import { type Deps, DeployError, type Target, type VerifySettings, must, parseJson, podsOf, rolloutStatus } from './strategies';
 import { type Observations, type Verdict, judge } from './verify';
 
 export type WorkloadKind = 'rollout' | 'deployment';
