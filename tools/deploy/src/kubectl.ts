@@ -19,7 +19,7 @@ export function formatCommand(args: string[]): string {
 }
 
 /** The real thing: runs the kubectl binary (KUBECTL, default `kubectl` on PATH) with the current kube context. */
-export function execKubectl({ bin = process.env.KUBECTL ?? 'kubectl', timeoutMs = 15 * 60_000 }: { bin?: string; timeoutMs?: number } = {}): Kubectl {
+export function execKubectl({ bin = process.env.KUBECTL || 'kubectl', timeoutMs = 15 * 60_000 }: { bin?: string; timeoutMs?: number } = {}): Kubectl {
   return {
     run: (args) =>
       new Promise((resolve) => {
