@@ -35,7 +35,25 @@ const OVERLAYS: Record<string, { componentsIn: string; namespace: string; logLev
  * both release the gateway, so they exclude each other.
  */
 const COMPONENTS = ['progressive-delivery'];
-const COMBINATIONS = [[], ['blue-green'], ['progressive-delivery']];
+/** Opt-in components: the in-cluster data layer, and A/B testing of the gateway. */
+const COMBINATIONS = [
+  [],
+  ['blue-green'],
+  ['progressive-delivery'],
+  ['progressive-delivery', 'data-layer'],
+  ['progressive-delivery', 'ab-testing'],
+  ['blue-green', 'data-layer'],
+  ['blue-green', 'ab-testing'],
+  ['progressive-delivery', 'data-layer', 'ab-testing'],
+];
+/** What the policy tests run on: each overlay as deployed, and the opt-in combinations on top of them. */
+const POLICY_CASES: Record<string, { overlay: string; components?: string[] }> = {
+  ...Object.fromEntries(Object.keys(OVERLAYS).map((o) => [o, { overlay: o }])),
+  'staging + data-layer + ab-testing': { overlay: 'staging', components: ['progressive-delivery', 'data-layer', 'ab-testing'] },
+  'production/eu-west + ab-testing': { overlay: 'production/eu-west', components: ['progressive-delivery', 'ab-testing'] },
+  'staging + blue-green + ab-testing': { overlay: 'staging', components: ['blue-green', 'ab-testing'] },
+};
+const usesRollouts = (name: string) => (POLICY_CASES[name].components ?? COMPONENTS).includes('progressive-delivery');
 /** Where each app answers its probes: the gateway on its admin port (ADMIN_PORT, 9080), the others on the app port. */
 const PROBE_PORT = (app: AppName) => (app === 'api-gateway' ? 'admin' : 'http');
 const IMAGE = (app: AppName) => new RegExp(`^ghcr\\.io/cloudretail/${app}(:\\d+\\.\\d+\\.\\d+|@sha256:[0-9a-f]{64})$`);
@@ -127,7 +145,9 @@ const rendered: Record<string, K8sObject[]> = {};
 beforeAll(async () => {
   requireTool('kubectl');
   configs = await appConfigs();
-  for (const overlay of Object.keys(OVERLAYS)) rendered[overlay] = parseManifests(kustomize(path.join(k8sDir, 'overlays', overlay)));
+  for (const [name, { overlay, components }] of Object.entries(POLICY_CASES)) {
+    rendered[name] = parseManifests(components ? renderWith(overlay, components) : kustomize(path.join(k8sDir, 'overlays', overlay)));
+  }
   const missing = appsWithoutConfig();
   if (missing.length) console.info(`config-schema checks skipped for apps without src/config.ts yet: ${missing.join(', ')}`);
 });
@@ -194,13 +214,16 @@ describe('rendering and strict schema validation', () => {
   });
 });
 
-describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
-  const objs = () => rendered[overlay];
+describe.each(Object.keys(POLICY_CASES))('policies of %s', (name) => {
+  const objs = () => rendered[name];
 
-  test('every app runs as exactly one Argo Rollout (its Deployment is the template the Rollout references)', () => {
-    const byApp = workloads(objs()).filter((w) => w.obj.kind === 'Rollout' || !ofKind(objs(), 'Rollout').some((r) => r.spec.workloadRef?.name === w.obj.metadata.name));
+  test('every app runs as exactly one Argo Rollout (or, without Rollouts, one Deployment), plus the idle blue-green colour and the A/B variant', () => {
+    const primary = workloads(objs()).filter((w) => w.obj.kind === 'Rollout' || !ofKind(objs(), 'Rollout').some((r) => r.spec.workloadRef?.name === w.obj.metadata.name));
+    const extras = ['api-gateway-green', 'api-gateway-b'].filter((n) => named(objs(), 'Deployment', n));
 
-    expect(byApp.map((w) => `${w.obj.kind}/${w.app}`).sort()).toEqual(APP_NAMES.map((app) => `Rollout/${app}`).sort());
+    expect(primary.map((w) => `${w.obj.kind}/${w.obj.metadata.name}`).sort()).toEqual(
+      [...APP_NAMES.map((app) => `${usesRollouts(name) ? 'Rollout' : 'Deployment'}/${app}`), ...extras.map((n) => `Deployment/${n}`)].sort(),
+    );
   });
 
   test('every workload has the three probes on the app port, resources, and a hardened security context', () => {
@@ -281,7 +304,8 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
       const pdbs = ofKind(objs(), 'PodDisruptionBudget').filter((p) => matches(p.spec.selector.matchLabels, labels));
 
       expect({ workload: obj.metadata.name, pdbs: pdbs.length }).toEqual({ workload: obj.metadata.name, pdbs: 1 });
-      if (obj.kind === 'Rollout' || !managedBy) {
+      // The A/B variant runs a fixed number of replicas for opted-in clients only.
+      if ((obj.kind === 'Rollout' || !managedBy) && obj.spec.replicas === undefined) {
         expect({ workload: owner.metadata.name, hpa: hpa?.spec.scaleTargetRef.apiVersion }).toEqual({
           workload: owner.metadata.name,
           hpa: owner.kind === 'Rollout' ? 'argoproj.io/v1alpha1' : 'apps/v1',
@@ -291,8 +315,9 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
     }
   });
 
-  test('every Service selects the pods of a workload and targets a port they expose', () => {
-    const ws = workloads(objs());
+  test('every Service selects the pods of a workload (or a data-layer StatefulSet) and targets a port they expose', () => {
+    const statefulSets = ofKind(objs(), 'StatefulSet').map((o) => ({ labels: o.spec.template.metadata.labels as Record<string, string>, pod: o.spec.template.spec as PodSpec }));
+    const ws = [...workloads(objs()), ...statefulSets];
     for (const svc of ofKind(objs(), 'Service')) {
       const selected = ws.filter((w) => matches(svc.spec.selector, w.labels));
       expect({ service: svc.metadata.name, selects: selected.length > 0 }).toEqual({ service: svc.metadata.name, selects: true });
@@ -342,9 +367,17 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
   });
 
   test('the Ingress terminates TLS for every host, rate-limits, and routes only to the gateway', () => {
-    const ingresses = ofKind(objs(), 'Ingress');
+    const canary = (i: K8sObject) => i.metadata.annotations?.['nginx.ingress.kubernetes.io/canary'] === 'true';
+    const ingresses = ofKind(objs(), 'Ingress').filter((i) => !canary(i));
     expect(ingresses).toHaveLength(1);
     const [ingress] = ingresses;
+    // An A/B canary Ingress has the same hosts and TLS and sends opted-in requests to variant B only.
+    for (const b of ofKind(objs(), 'Ingress').filter(canary)) {
+      expect(b.spec.tls).toEqual(ingress.spec.tls);
+      expect(b.spec.rules.map((r: { host: string }) => r.host)).toEqual(ingress.spec.rules.map((r: { host: string }) => r.host));
+      expect(new Set(b.spec.rules.flatMap((r: { http: { paths: { backend: { service: { name: string } } }[] } }) => r.http.paths.map((p) => p.backend.service.name)))).toEqual(new Set(['api-gateway-b']));
+      expect(b.metadata.annotations).toMatchObject({ 'nginx.ingress.kubernetes.io/canary-by-header': 'X-Variant', 'nginx.ingress.kubernetes.io/canary-by-cookie': 'variant', 'nginx.ingress.kubernetes.io/canary-weight': '0' });
+    }
     const tlsHosts = ingress.spec.tls.flatMap((t: { hosts: string[] }) => t.hosts);
     const rules = ingress.spec.rules as { host: string; http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] } }[];
 
@@ -408,7 +441,7 @@ describe.each(Object.keys(OVERLAYS))('policies of overlay %s', (overlay) => {
     }
   });
 
-  test('progressive delivery: back-end canaries analysed on error ratio and p99, the gateway blue-green through a preview Service with smoke and SLO analysis', () => {
+  if (usesRollouts(name)) test('progressive delivery: back-end canaries analysed on error ratio and p99, the gateway blue-green through a preview Service with smoke and SLO analysis', () => {
     const rollouts = ofKind(objs(), 'Rollout');
     const template = named(objs(), 'AnalysisTemplate', 'http-slo')!;
     const queries = template.spec.metrics.map((m: { provider: { prometheus: { query: string } } }) => m.provider.prometheus.query).join('\n');
@@ -530,3 +563,81 @@ function scrapesPerApp(objs: K8sObject[]): Record<string, string[]> {
   }
   return result;
 }
+
+describe('opt-in components', () => {
+  const stores = { postgres: 5432, redis: 6379, kafka: 9092 } as const;
+  const users = { postgres: APP_NAMES.filter((a) => APPS[a].database), redis: APP_NAMES, kafka: APP_NAMES.filter((a) => APPS[a].database) };
+
+  test('the data layer: Postgres, Redis and Kafka (KRaft) StatefulSets with volumes, probes, PDBs, and network policies for exactly the apps that use them', () => {
+    const objs = rendered['staging + data-layer + ab-testing'];
+    const podLabels = (app: string) => workloads(objs).find((w) => w.app === app)!.labels;
+
+    for (const [store, port] of Object.entries(stores)) {
+      const sts = named(objs, 'StatefulSet', store)!;
+      const main = sts.spec.template.spec.containers[0];
+      expect({ store, claims: sts.spec.volumeClaimTemplates.map((c: { spec: { resources: { requests: { storage: string } } } }) => !!c.spec.resources.requests.storage) }).toEqual({ store, claims: [true] });
+      expect({ store, probes: ['readinessProbe', 'livenessProbe'].filter((p) => main[p]) }).toEqual({ store, probes: ['readinessProbe', 'livenessProbe'] });
+      expect(main.image).toMatch(/^[\w./-]+:\d+\.\d+(\.\d+)?(-[\w]+)?$/);
+      expect(sts.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(ofKind(objs, 'PodDisruptionBudget').filter((p) => matches(p.spec.selector.matchLabels, sts.spec.template.metadata.labels))).toHaveLength(1);
+      expect(ofKind(objs, 'Service').some((svc) => matches(svc.spec.selector, sts.spec.template.metadata.labels) && svc.spec.ports.some((p: { port: number }) => p.port === port))).toBe(true);
+
+      // Who may open a connection to the store: ingress on its side, egress on the app's.
+      const admitted = APP_NAMES.filter((app) =>
+        ofKind(objs, 'NetworkPolicy').some(
+          (p) => selects(p.spec.podSelector, sts.spec.template.metadata.labels) && (p.spec.ingress ?? []).some((r: Rule) => (r.from ?? []).some((peer) => selects(peer.podSelector, podLabels(app))) && r.ports!.some((x) => x.port === port)),
+        ),
+      );
+      const egress = APP_NAMES.filter((app) =>
+        ofKind(objs, 'NetworkPolicy').some(
+          (p) => p.spec.policyTypes.includes('Egress') && selects(p.spec.podSelector, podLabels(app)) && (p.spec.egress ?? []).some((r: Rule) => (r.to ?? []).some((peer) => selects(peer.podSelector, sts.spec.template.metadata.labels)) && r.ports!.some((x) => x.port === port)),
+        ),
+      );
+      expect({ store, admitted, egress }).toEqual({ store, admitted: users[store as keyof typeof users], egress: users[store as keyof typeof users] });
+    }
+    expect(ofKind(objs, 'ConfigMap').find((c) => c.metadata.name.startsWith('events-config-'))!.data!.KAFKA_BROKERS).toBe('kafka:9092');
+    expect(named(objs, 'StatefulSet', 'kafka')!.spec.template.spec.containers[0].env).toEqual(expect.arrayContaining([{ name: 'KAFKA_PROCESS_ROLES', value: 'broker,controller' }]));
+  });
+
+  test('production keeps its managed data services: no overlay lists the data layer', () => {
+    for (const overlay of Object.keys(OVERLAYS)) expect({ overlay, statefulSets: ofKind(rendered[overlay], 'StatefulSet').length }).toEqual({ overlay, statefulSets: 0 });
+  });
+
+  test.each(['staging + data-layer + ab-testing', 'production/eu-west + ab-testing', 'staging + blue-green + ab-testing'])(
+    'A/B testing (%s): variant B is the gateway but for name, label, replicas and image; no selector picks both variants; metrics carry the variant',
+    (name) => {
+      const objs = rendered[name];
+      const a = named(objs, 'Deployment', 'api-gateway')!;
+      const b = named(objs, 'Deployment', 'api-gateway-b')!;
+      const normalise = (d: K8sObject) => {
+        const copy = structuredClone(d);
+        copy.metadata.name = '';
+        for (const labels of [copy.metadata.labels!, copy.spec.selector.matchLabels, copy.spec.template.metadata.labels]) {
+          delete labels.variant;
+          delete labels.version;
+        }
+        delete copy.spec.replicas;
+        for (const c of copy.spec.template.spec.containers) c.image = '';
+        return copy;
+      };
+      const gatewayPods = workloads(objs).filter((w) => w.app === 'api-gateway');
+
+      expect(normalise(b)).toEqual(normalise(a));
+      expect(b.spec.template.metadata.labels.variant).toBe('b');
+      for (const w of gatewayPods.filter((x) => x.obj.metadata.name !== 'api-gateway-b')) expect(w.labels.variant).toBe('a');
+      // Every selector over gateway pods (Services, workloads, PDBs) selects one variant only.
+      const selectors = [
+        ...ofKind(objs, 'Service').map((svc) => svc.spec.selector as Record<string, string>),
+        ...[...ofKind(objs, 'Deployment'), ...ofKind(objs, 'Rollout'), ...ofKind(objs, 'PodDisruptionBudget')].map((o) => o.spec.selector.matchLabels as Record<string, string>),
+      ];
+      for (const selector of selectors) {
+        const variants = new Set(gatewayPods.filter((w) => matches(selector, w.labels)).map((w) => w.labels.variant));
+        expect(variants.size).toBeLessThanOrEqual(1);
+      }
+      const rules = ofKind(objs, 'PrometheusRule').flatMap((r) => r.spec.groups.flatMap((g: { rules: { record?: string; expr: string }[] }) => g.rules));
+      expect(rules.filter((r) => r.record?.startsWith('variant:')).map((r) => r.record)).toEqual(['variant:http_requests:rate5m', 'variant:http_error_ratio:rate5m', 'variant:http_request_duration_seconds:p99_5m']);
+      expect(named(objs, 'PodMonitor', 'api-gateway')!.spec.podMetricsEndpoints[0].relabelings).toEqual(expect.arrayContaining([{ sourceLabels: ['__meta_kubernetes_pod_label_variant'], targetLabel: 'variant' }]));
+      expect(scrapesPerApp(objs)['api-gateway']).toEqual(['admin']);
+    },
+  );
+});
