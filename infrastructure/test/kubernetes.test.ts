@@ -624,6 +624,7 @@ describe('opt-in components', () => {
 
       expect(normalise(b)).toEqual(normalise(a));
       expect(b.spec.template.metadata.labels.variant).toBe('b');
+      expect(b.spec.template.spec.containers[0].image).toMatch(IMAGE('api-gateway'));
       for (const w of gatewayPods.filter((x) => x.obj.metadata.name !== 'api-gateway-b')) expect(w.labels.variant).toBe('a');
       // Every selector over gateway pods (Services, workloads, PDBs) selects one variant only.
       const selectors = [
