@@ -6,4 +6,6 @@ module.exports = {
   rootDir: __dirname,
   moduleNameMapper: require('ts-jest').pathsToModuleNameMapper(require('../tsconfig.base.json').compilerOptions.paths, { prefix: '<rootDir>/../' }),
   testTimeout: 120000,
+  // The container proofs run after everything else: jest.containers.config.cjs.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/containers-test/'],
 };

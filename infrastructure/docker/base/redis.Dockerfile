@@ -1,6 +1,6 @@
 # Redis for compose, from Debian's redis-server: what the official redis image gives compose —
-# `redis-server` on 6379 for every address of the container, data in /data, redis-cli for the
-# healthcheck — made from Debian packages for the air-gapped build (tools/containers/base-images.sh).
+# `redis-server` on 6379 for every address of the container, data in /data (the working
+# directory), redis-cli for the healthcheck — made from Debian packages for the air-gapped build (tools/containers/base-images.sh).
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 FROM ${DEBIAN_IMAGE}
 RUN apt-get update \
@@ -10,5 +10,6 @@ RUN apt-get update \
 WORKDIR /data
 USER redis
 EXPOSE 6379
-# protected-mode would refuse clients from other containers; the compose network is the boundary.
-ENTRYPOINT ["redis-server", "--bind", "0.0.0.0", "::", "--protected-mode", "no", "--dir", "/data"]
+# As the official image: the command is `redis-server [options]` (compose passes its own), and
+# protected mode is off because clients come from other containers; the network is the boundary.
+CMD ["redis-server", "--protected-mode", "no"]
