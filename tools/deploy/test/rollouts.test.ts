@@ -226,6 +226,26 @@ describe('verify on a Rollout-managed service (its Deployment is at 0 by design)
     expect(audit[0]).toMatchObject({ outcome: 'verification_failed', reasons: ['error_ratio_exceeded'] });
   });
 
+  it.each([0, 1, 2])('when kubectl fails at call %i (kind, Rollout, pods), then verify is an error, never a pass', (failAt) => {
+    const script = midCanary().slice(0, failAt + 1);
+    script[failAt] = { ...script[failAt], stdout: '', ...UNREACHABLE };
+
+    const { status, audit } = scripted(argv, script);
+
+    expect(status).toBe(1);
+    expect(audit[0]).toMatchObject({ command: 'verify', outcome: 'error', error: expect.stringContaining('i/o timeout') });
+  });
+
+  it('when the Rollout is Degraded (its analysis aborted it), then verify fails even with good figures', () => {
+    const script = midCanary();
+    script[1] = rollout('product-service', STAGING, 'Degraded', { stable: 's1', current: 's2', abort: true });
+
+    const { status, audit } = scripted(argv, [...script, ...prometheus('product-service', STAGING, 1000, 0, 0.1)]);
+
+    expect(status).toBe(1);
+    expect(audit[0].reasons).toEqual(['rollout_degraded']);
+  });
+
   it('when Prometheus is unreachable through the API server, then the run is an error, not a pass', () => {
     const [first] = prometheus('product-service', STAGING, 0, 0, 0);
     const { status, audit } = scripted(argv, [...midCanary(), { ...first, stdout: '', stderr: 'Error from server (ServiceUnavailable): the server is currently unable to handle the request\n', exit: 1 }]);
