@@ -19,6 +19,7 @@ import {
   kustomize,
   parseManifests,
   requireTool,
+  run,
   validateManifests,
   workspaceRoot,
 } from './support';
@@ -637,6 +638,10 @@ describe('opt-in components', () => {
       }
       const rules = ofKind(objs, 'PrometheusRule').flatMap((r) => r.spec.groups.flatMap((g: { rules: { record?: string; expr: string }[] }) => g.rules));
       expect(rules.filter((r) => r.record?.startsWith('variant:')).map((r) => r.record)).toEqual(['variant:http_requests:rate5m', 'variant:http_error_ratio:rate5m', 'variant:http_request_duration_seconds:p99_5m']);
+      const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'ab-rules-')), 'rules.yaml');
+      writeFileSync(file, stringify({ groups: named(objs, 'PrometheusRule', 'ab-testing')!.spec.groups }));
+      expect(run('promtool', ['check', 'rules', file])).toContain('SUCCESS: 3 rules found');
+      rmSync(path.dirname(file), { recursive: true, force: true });
       expect(named(objs, 'PodMonitor', 'api-gateway')!.spec.podMetricsEndpoints[0].relabelings).toEqual(expect.arrayContaining([{ sourceLabels: ['__meta_kubernetes_pod_label_variant'], targetLabel: 'variant' }]));
       expect(scrapesPerApp(objs)['api-gateway']).toEqual(['admin']);
     },
