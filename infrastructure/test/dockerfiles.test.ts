@@ -47,7 +47,7 @@ describe.each(APP_NAMES)('Dockerfile of %s', (app) => {
     for (const stage of stages) {
       if (names.includes(stage.image)) continue;
       expect(stage.image).not.toMatch(/:latest\b/);
-      expect(stage.image).toMatch(/^[\w./-]+(:\d+\.\d+\.\d+[\w.-]*(@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/);
+      expect(stage.image).toMatch(/^[\w./-]+(:\d+\.\d+(\.\d+)?[\w.-]*(@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/);
     }
     expect(runtime.image).toMatch(/slim/);
     // apt packages are pinned too, so a rebuild cannot silently change them.
