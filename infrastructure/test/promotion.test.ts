@@ -21,11 +21,17 @@ let repo: string;
 let origin: string;
 const git = (...args: string[]) => run('git', args, { cwd: repo }).trim();
 
+/** As on a CI runner: no git identity anywhere (the merge and the commit must bring their own). */
+function noGitIdentity(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { GIT_AUTHOR_NAME: _an, GIT_AUTHOR_EMAIL: _ae, GIT_COMMITTER_NAME: _cn, GIT_COMMITTER_EMAIL: _ce, EMAIL: _e, ...rest } = env;
+  return { ...rest, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
+}
+
 function promote(args: string[]) {
   return spawnSync(tsx, [cli, 'promote', ...args, '--audit-file', path.join(dir, 'audit.jsonl')], {
     cwd: repo,
     encoding: 'utf8',
-    env: { ...nestedNxEnv(), DEPLOY_ACTOR: 'release-bot', DRY_RUN: '' },
+    env: noGitIdentity({ ...nestedNxEnv(), DEPLOY_ACTOR: 'release-bot', DRY_RUN: '' }),
   });
 }
 

@@ -91,6 +91,9 @@ export function applyDigests(text: string, digests: Digests): { text: string; pr
   return { text: doc.toString(), previous, changed };
 }
 
+/** Who commits: a CI runner has no git identity; the person behind the release is in the message and the audit. */
+const IDENTITY = ['-c', 'user.name=cloudretail-deploy', '-c', 'user.email=deploy@cloudretail.invalid'];
+
 export interface Git {
   run(args: string[]): Promise<{ ok: boolean; stdout: string; stderr: string }>;
 }
@@ -148,7 +151,7 @@ export async function promote(o: PromoteOptions, git: Git, log: (line: string) =
       await step(['fetch', o.remote, `+refs/heads/${o.branch}:refs/remotes/${o.remote}/${o.branch}`]);
       await step(['checkout', '-B', o.branch, `${o.remote}/${o.branch}`]);
       // The built commit's manifests come along; the branch's own promotions stay (main never edits image lines).
-      if (o.source) await step(['merge', '--no-ff', '--no-edit', '-m', `Merge ${o.source} into ${o.branch}`, o.source]);
+      if (o.source) await step([...IDENTITY, 'merge', '--no-ff', '--no-edit', '-m', `Merge ${o.source} into ${o.branch}`, o.source]);
     } else {
       await step(['checkout', '-B', o.branch, o.source ?? 'HEAD']);
     }
@@ -168,7 +171,7 @@ export async function promote(o: PromoteOptions, git: Git, log: (line: string) =
 
   const message = `promote ${o.env}: ${changed.map((app) => `${app}@${o.digests[app].split('@')[1] ?? o.digests[app].split(':').pop()}`).join(', ')}\n\nby ${o.actor}`;
   await step(['add', '--', overlay]);
-  await step(['-c', 'user.name=cloudretail-deploy', '-c', 'user.email=deploy@cloudretail.invalid', 'commit', '--no-verify', '-m', message, '--', overlay]);
+  await step([...IDENTITY, 'commit', '--no-verify', '-m', message, '--', overlay]);
   const commit = o.dryRun ? undefined : (await step(['rev-parse', 'HEAD'], { read: true })).stdout.trim();
   if (o.push) await step(['push', o.remote, `HEAD:refs/heads/${o.branch}`]);
   return { overlay, previous, changed, commit };
