@@ -22,6 +22,9 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'event-bus',
   schema: configSchema,
   migrations,
+  // Live status (pub/sub fan-out, stream slots) and the dead-letter API are Redis / the backbone:
+  // without them this service has little it can serve.
+  critical: ['redis', 'events'],
   async setup(ctx) {
     const { config, logger, metrics, sequelize, redis, transport, faults } = ctx;
     const groups = [...new Set([...config.CONSUMER_GROUPS, 'event-bus'])];

@@ -12,11 +12,14 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'product-service',
   schema: configSchema,
   migrations,
+  // Redis is a cache here (reads go to the database without it) and the event backbone only
+  // delays ProductCreated/Updated/Deleted (the outbox keeps them): neither takes it out of rotation.
+  critical: [],
   async setup({ config, logger, metrics, sequelize, redis, faults }) {
     const useCases = productUseCases({
       sequelize,
       products: productRepository(sequelize),
-      cache: productCache(redis, logger, config.CACHE_TTL_SECONDS),
+      cache: productCache(redis, logger, { ttlSeconds: config.CACHE_TTL_SECONDS, prefix: config.REDIS_KEY_PREFIX }),
     });
     const app = createApp({ logger, metrics, faults });
     productApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);

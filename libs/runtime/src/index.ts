@@ -31,10 +31,21 @@ export interface ServiceParts {
   checks?: Check[];
 }
 
+/** A shared dependency beside Postgres that readiness can depend on. */
+export type Dependency = 'redis' | 'events';
+
 export interface ServiceDefinition<S extends z.ZodObject> {
   name: string;
   schema: S;
   migrations: Migration[];
+  /**
+   * What the service cannot serve without, beside its database (always critical). A dependency
+   * not listed here is still checked and shown in `/health/ready`, but its outage does not take
+   * the service out of rotation: every replica shares it, so failing readiness would only turn a
+   * degraded service into an unavailable one. Default: none (Redis as a cache, the event
+   * backbone as something the outbox and consumers wait out).
+   */
+  critical?: Dependency[];
   /** Builds the app and whatever runs beside it, once config, logger, DB and Redis are ready. */
   setup: (ctx: ServiceContext<z.infer<S>>) => Promise<ServiceParts>;
 }
@@ -50,6 +61,7 @@ export interface RunningService<C> extends RunningServer {
  */
 export async function startService<S extends z.ZodObject>(def: ServiceDefinition<S>, env: NodeJS.ProcessEnv = process.env): Promise<RunningService<z.infer<S>>> {
   const config = loadConfig(def.schema, env) as z.infer<S> & BaseConfig;
+  const critical = def.critical ?? [];
   const logger = createLogger({ name: def.name, level: config.LOG_LEVEL });
   const metrics = createMetrics({ service: def.name, defaultMetrics: config.NODE_ENV !== 'test' });
   await ensureDatabase(config.DATABASE_URL);
@@ -70,7 +82,12 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
       app: parts.app,
       port: config.PORT,
       logger,
-      checks: [postgresCheck(sequelize), redisCheck(redis), { name: 'events', check: () => transport.check() }, ...(parts.checks ?? [])],
+      checks: [
+        postgresCheck(sequelize),
+        { ...redisCheck(redis), optional: !critical.includes('redis') },
+        { name: 'events', check: () => transport.check(), optional: !critical.includes('events') },
+        ...(parts.checks ?? []),
+      ],
       delayMs: config.SHUTDOWN_DELAY_MS,
       timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
       closers: [

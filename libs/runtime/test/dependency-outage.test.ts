@@ -36,10 +36,31 @@ describe('readiness through a dependency outage', () => {
     }
   });
 
-  it('when Redis dies, then readiness is 503 naming redis; when it is back, then readiness heals by itself', async () => {
+  it('when Redis dies under a service that degrades without it, then readiness stays 200 and reports redis (and events) down', async () => {
     const redis = await startPrivateRedis();
     const db = await createTestDatabase('outage');
     const running = await startService(service, testEnv(db.url, { REDIS_URL: redis.url }));
+    let redisStopped = false;
+    try {
+      expect((await request(running.url).get('/health/ready')).status).toBe(200);
+      await redis.stop();
+      redisStopped = true;
+      await eventually(async () => {
+        const res = await request(running.url).get('/health/ready');
+        expect([res.status, res.body.redis, res.body.events?.status]).toEqual([200, expect.objectContaining({ status: 'down', optional: true }), 'down']);
+      });
+      expect(((await request(running.url).get('/health/ready')).body as Record<string, { status: string }>).postgres.status).toBe('up');
+    } finally {
+      await running.stop().catch(() => undefined);
+      if (!redisStopped) await redis.stop(); // a second stop() of a killed server would wait forever
+      await db.drop();
+    }
+  });
+
+  it('when Redis dies under a service that declares it critical, then readiness is 503 naming redis; when it is back, then readiness heals by itself', async () => {
+    const redis = await startPrivateRedis();
+    const db = await createTestDatabase('outage');
+    const running = await startService({ ...service, critical: ['redis'] }, testEnv(db.url, { REDIS_URL: redis.url }));
     try {
       expect((await request(running.url).get('/health/ready')).status).toBe(200);
       await redis.stop();
