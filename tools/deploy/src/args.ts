@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type Thresholds, DEFAULT_THRESHOLDS, parseDuration } from './verify';
 
-export const COMMANDS = ['rolling', 'blue-green', 'verify', 'rollback', 'rollout', 'promote'] as const;
+export const COMMANDS = ['rolling', 'blue-green', 'verify', 'rollback', 'rollout', 'promote', 'compare'] as const;
 export type Command = (typeof COMMANDS)[number];
 /** `rollout <action>`: drives an Argo Rollout, or a Deployment where no Rollout manages the app. */
 export const ROLLOUT_ACTIONS = ['status', 'promote', 'abort', 'pause', 'resume', 'undo', 'history'] as const;
@@ -54,6 +54,7 @@ export interface Options {
   strategy: 'auto' | 'rolling' | 'blue-green';
   toRevision?: number;
   full: boolean;
+  variants: string[];
   /** promote: the commit that was built (merged into the environment branch first). */
   source?: string;
   /** promote: write to this branch (checked out from the remote, or from --source when new). */
@@ -77,6 +78,8 @@ Commands:
   verify       pods ready (a Rollout's stable and canary pods), error ratio and p99 over a window
   rollback     abort a Rollout (traffic back to stable), switch a blue-green Service back, or
                kubectl rollout undo a Deployment
+  compare      A/B: each variant's requests, error ratio and p99 over --window, side by side
+               (Prometheus: --prometheus-service or --prometheus-url); --variants a,b
   rolling      plain Deployment: set the image, wait, verify; rollout undo when it fails
   blue-green   Service selector switch (components/service-switch, clusters without Argo Rollouts)
 
@@ -104,6 +107,7 @@ Options:
   --strategy auto|rolling|blue-green   rollback: how to undo (default auto)
   --to-revision <n>          rollback / rollout undo / rollout history: the revision
   --full                     rollout promote: skip the remaining steps and analysis
+  --variants a,b             compare: the variants (default a,b)
   --source <commit>          promote: the built commit, merged into the branch first (default HEAD)
   --branch <name>            promote: commit onto this branch (env/<environment> for Argo CD)
   --push                     promote: push the branch to --remote (default origin)
@@ -126,6 +130,8 @@ function duration(name: string, value: string): number {
     throw new UsageError(`--${name}: ${(error as Error).message}`);
   }
 }
+
+const prometheusServiceOf = (flag: string | undefined, env: NodeJS.ProcessEnv) => flag ?? (env.PROMETHEUS_SERVICE || undefined);
 
 const K8S_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -163,6 +169,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, a
         strategy: { type: 'string', default: 'auto' },
         'to-revision': { type: 'string' },
         full: { type: 'boolean', default: false },
+        variants: { type: 'string', default: 'a,b' },
         source: { type: 'string' },
         branch: { type: 'string' },
         push: { type: 'boolean', default: false },
@@ -204,13 +211,16 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, a
     if (!apps.length) problems.push('--app (or --apps, or --digests) is required');
     for (const app of apps) if (!K8S_NAME.test(app)) problems.push(`--app must be a Kubernetes name such as product-service, got "${app}"`);
   }
+  if (command === 'compare' && !(v['prometheus-url'] ?? env.PROMETHEUS_URL) && !prometheusServiceOf(v['prometheus-service'], env)) {
+    problems.push('compare reads Prometheus: pass --prometheus-service or --prometheus-url');
+  }
   if ((command === 'rolling' || command === 'blue-green') && !v.version) problems.push(`--version is required for ${command}`);
   if ((command === 'rolling' || command === 'blue-green') && apps.length > 1) problems.push(`${command} takes one --app`);
   if (v.version && !/^[\w][\w.-]{0,127}$/.test(v.version)) problems.push('--version must be an image tag');
   if (v.colour !== undefined && v.colour !== 'blue' && v.colour !== 'green') problems.push('--colour must be blue or green');
   if (!['auto', 'rolling', 'blue-green'].includes(v.strategy)) problems.push('--strategy must be auto, rolling or blue-green');
   if (!v['smoke-path'].startsWith('/')) problems.push('--smoke-path must start with /');
-  const prometheusService = v['prometheus-service'] ?? (env.PROMETHEUS_SERVICE || undefined);
+  const prometheusService = prometheusServiceOf(v['prometheus-service'], env);
   if (prometheusService && !/^[a-z0-9-]+\/[a-z0-9-]+:\d+$/.test(prometheusService)) problems.push('--prometheus-service must look like monitoring/prometheus-operated:9090');
   const maxErrorRatio = check(() => number('max-error-ratio', v['max-error-ratio'], { min: 0, max: 1 }));
   const maxP99Ms = check(() => number('max-p99-ms', v['max-p99-ms'], { min: 1 }));
@@ -249,6 +259,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, a
     strategy: v.strategy as Options['strategy'],
     toRevision,
     full: v.full,
+    variants: v.variants.split(',').map((x) => x.trim()).filter(Boolean),
     source: v.source,
     branch: v.branch,
     push: v.push,

@@ -10,7 +10,7 @@ import { type Kubectl, dryRunKubectl, execKubectl, formatCommand } from './kubec
 import { type MetricsSource, dryRunPrometheus, prometheusSource, scrapeSource, serviceProxyBase, serviceProxyFetch } from './metrics-source';
 import { type Git, type Digests, PromoteError, execGit, promote, readDigests } from './promote';
 import { rolloutAction } from './rollouts';
-import { DeployError, type Deps, type Report, blueGreen, rollback, rolling, verify } from './strategies';
+import { DeployError, type Deps, type Report, blueGreen, describeCheck, rollback, rolling, verify } from './strategies';
 import { judge } from './verify';
 
 export interface RunOverrides {
@@ -51,14 +51,16 @@ async function runOne(options: Options, overrides: RunOverrides): Promise<{ repo
   const sleep =
     overrides.sleep ??
     (options.dryRun ? async (ms: number) => log(`[dry-run] wait ${ms / 1000}s`) : (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  // compare reads the window that just passed; the others measure the window to come.
+  const windowWait = options.command === 'compare' ? async () => undefined : sleep;
   const metrics =
     overrides.metrics ??
     (options.prometheusUrl
       ? options.dryRun
         ? dryRunPrometheus(options.prometheusUrl, log)
-        : prometheusSource(options.prometheusUrl, sleep, undefined, log)
+        : prometheusSource(options.prometheusUrl, windowWait, undefined, log)
       : options.prometheusService
-        ? prometheusSource(serviceProxyBase(options.prometheusService), sleep, serviceProxyFetch(kubectl), log)
+        ? prometheusSource(serviceProxyBase(options.prometheusService), windowWait, serviceProxyFetch(kubectl), log)
         : scrapeSource(kubectl, sleep));
   const deps: Deps = { kubectl, metrics, sleep, log };
   const target = { app: options.app, namespace: options.namespace };
@@ -93,6 +95,17 @@ async function runOne(options: Options, overrides: RunOverrides): Promise<{ repo
           reasons: verdict.reasons,
           checks: [{ stage: `rollout ${options.action} (${result.kind})`, observations: result.observations, verdict }],
         };
+      }
+      case 'compare': {
+        // Informational: each variant's figures side by side, each judged against the thresholds.
+        const checks: Report['checks'] = [];
+        for (const variant of options.variants) {
+          const figures = await metrics.measure({ app: target.app, namespace: target.namespace, variant, pods: [] }, options.windowMs);
+          const verdict = judge({ figures }, options.thresholds);
+          checks.push({ stage: `variant ${variant}`, observations: { figures }, verdict });
+          log(`variant ${variant}: ${describeCheck({ figures }, verdict)}`);
+        }
+        return { outcome: 'succeeded', reasons: [], checks };
       }
       case 'promote':
         throw new DeployError('promote runs through runPromote');

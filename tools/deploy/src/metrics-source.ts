@@ -7,6 +7,8 @@ export interface Target {
   namespace: string;
   /** Blue-green colour; absent = every pod of the app. */
   colour?: string;
+  /** A/B variant (Prometheus only). */
+  variant?: string;
   pods: Pod[];
 }
 
@@ -89,7 +91,7 @@ export function prometheusSource(url: string, sleep: Sleep, fetchFn: Fetch = fet
     describe: `Prometheus at ${url}`,
     async measure(target, windowMs) {
       await sleep(windowMs);
-      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour }, windowMs);
+      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour, variant: target.variant }, windowMs);
       log?.(`PromQL: ${q.requests} | ${q.errors} | ${q.p99Seconds}`);
       // One after the other: three small queries, and the order stays the same in logs and audits.
       const requests = await query(q.requests);
@@ -105,7 +107,7 @@ export function dryRunPrometheus(url: string, print: (line: string) => void): Me
   return {
     describe: `Prometheus at ${url} (dry run)`,
     async measure(target, windowMs) {
-      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour }, windowMs);
+      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour, variant: target.variant }, windowMs);
       print(`[dry-run] wait ${windowMs / 1000}s, then query ${url}: ${q.requests}`);
       print(`[dry-run] query ${url}: ${q.errors}`);
       print(`[dry-run] query ${url}: ${q.p99Seconds}`);

@@ -207,10 +207,12 @@ export interface SeriesSelector {
   namespace: string;
   /** Blue-green colour (the ServiceMonitor copies the pod's `version` label onto every series). */
   version?: string;
+  /** A/B variant (components/ab-testing: the pod's `variant` label on every series). */
+  variant?: string;
 }
 
-export function promQueries({ service, namespace, version }: SeriesSelector, windowMs: number) {
-  const matchers = [`service="${service}"`, `namespace="${namespace}"`, ...(version ? [`version="${version}"`] : []), `route!="/metrics"`].join(',');
+export function promQueries({ service, namespace, version, variant }: SeriesSelector, windowMs: number) {
+  const matchers = [`service="${service}"`, `namespace="${namespace}"`, ...(version ? [`version="${version}"`] : []), ...(variant ? [`variant="${variant}"`] : []), `route!="/metrics"`].join(',');
   const range = `${Math.max(1, Math.round(windowMs / 1000))}s`;
   return {
     requests: `sum(increase(http_requests_total{${matchers}}[${range}]))`,

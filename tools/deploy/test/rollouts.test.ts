@@ -429,6 +429,37 @@ describe('an app without a Rollout', () => {
   });
 });
 
+test('compare reads each A/B variant of the last window through Prometheus and records both side by side', () => {
+  const query = (variant: string, requests: number, errors: number, p99: number): Call[] => {
+    const q = promQueries({ service: 'api-gateway', namespace: STAGING, variant }, 1_800_000);
+    const base = '/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/query?query=';
+    return [
+      { args: `get --raw ${base}${encodeURIComponent(q.requests)}`, stdout: promAnswer(requests) },
+      { args: `get --raw ${base}${encodeURIComponent(q.errors)}`, stdout: promAnswer(errors) },
+      { args: `get --raw ${base}${encodeURIComponent(q.p99Seconds)}`, stdout: promAnswer(p99) },
+    ];
+  };
+
+  const { status, audit, stdout } = scripted(['compare', '--env', 'staging', '--app', 'api-gateway', '--prometheus-service', 'monitoring/prometheus-operated:9090', '--window', '30m'], [
+    ...query('a', 90_000, 45, 0.2),
+    ...query('b', 5_000, 150, 0.9),
+  ]);
+
+  expect(status).toBe(0);
+  expect(audit[0].verification.checks.map((c) => [c.stage, c.observations.figures, c.verdict.reasons])).toEqual([
+    ['variant a', { requests: 90_000, errors: 45, errorRatio: 0.0005, p99Ms: 200 }, []],
+    ['variant b', { requests: 5_000, errors: 150, errorRatio: 0.03, p99Ms: 900 }, ['error_ratio_exceeded', 'p99_exceeded']],
+  ]);
+  expect(stdout).toContain('variant b: FAIL (error_ratio_exceeded, p99_exceeded)');
+});
+
+test('compare without Prometheus is a usage error', () => {
+  const { status, stderr } = deploy(['compare', '--env', 'staging', '--app', 'api-gateway'], []);
+
+  expect(status).toBe(2);
+  expect(stderr).toContain('compare reads Prometheus');
+});
+
 test('when --apps names several, then each gets its own audit record and the exit code is the worst', () => {
   const { status, audit } = scripted(['rollout', 'abort', '--env', 'staging', '--apps', 'product-service,order-service'], [
     kind('product-service', STAGING),
