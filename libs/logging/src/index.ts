@@ -49,3 +49,17 @@ export function createLogger({ name, level = 'info', destination }: LoggerOption
     destination,
   );
 }
+
+/**
+ * A connection URL fit to print: the password (if any) replaced by `***`. Strings that are not
+ * URLs are returned as `(unparseable URL)` rather than echoed, since they may hold a secret.
+ */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogger, currentRequestId, runWithContext } from '../src';
+import { createLogger, currentRequestId, redactUrl, runWithContext } from '../src';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];
@@ -42,5 +42,14 @@ describe('createLogger', () => {
     const { lines, destination } = capture();
     createLogger({ name: 'svc', destination }).info({ body: { password: 'hunter22' }, token: 'abc' }, 'login');
     expect(JSON.stringify(lines[0])).not.toMatch(/hunter22|abc/);
+  });
+});
+
+describe('redactUrl', () => {
+  it('hides the password of a connection URL and keeps the rest', () => {
+    expect(redactUrl('postgres://app:s3cret@db.internal:5432/orders')).toBe('postgres://app:***@db.internal:5432/orders');
+    expect(redactUrl('redis://:s3cret@127.0.0.1:6379')).toBe('redis://:***@127.0.0.1:6379');
+    expect(redactUrl('postgres://postgres@127.0.0.1:5432/x')).toBe('postgres://postgres@127.0.0.1:5432/x');
+    expect(redactUrl('not a url with s3cret')).toBe('(unparseable URL)');
   });
 });

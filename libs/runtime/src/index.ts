@@ -1,11 +1,11 @@
 import type { Express } from 'express';
-import type Redis from 'ioredis';
+import Redis from 'ioredis';
 import { ConfigError, type z, dataServiceBase, loadConfig } from '@cloudretail/config';
 import { type Migration, type Sequelize, createSequelize, ensureDatabase, migrate, runMigrateCommand } from '@cloudretail/db';
 import { type EventsConfig, type Transport, connectRedis, createTransport, outboxMigration, startOutboxRelay } from '@cloudretail/events';
 import { type Check, postgresCheck, redisCheck } from '@cloudretail/health';
 import type { Faults } from '@cloudretail/http';
-import { type Logger, createLogger } from '@cloudretail/logging';
+import { type Logger, createLogger, redactUrl } from '@cloudretail/logging';
 import { type Metrics, createMetrics } from '@cloudretail/metrics';
 import { type Closer, type RunningServer, serve } from '@cloudretail/shutdown';
 
@@ -64,7 +64,10 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
   const critical = def.critical ?? [];
   const logger = createLogger({ name: def.name, level: config.LOG_LEVEL });
   const metrics = createMetrics({ service: def.name, defaultMetrics: config.NODE_ENV !== 'test' });
-  await ensureDatabase(config.DATABASE_URL);
+  // Both reached once before anything else connects: a missing server is one clear line, not a
+  // trail of reconnect warnings ending in a bare ECONNREFUSED.
+  await reach('PostgreSQL', 'DATABASE_URL', config.DATABASE_URL, () => ensureDatabase(config.DATABASE_URL));
+  await reach('Redis', 'REDIS_URL', config.REDIS_URL, () => pingOnce(config.REDIS_URL));
   const sequelize = createSequelize(config.DATABASE_URL, { logger });
   const redis = connectRedis(config.REDIS_URL, logger, 'redis', { lazyConnect: true });
   const transport = createTransport({ EVENT_TRANSPORT: 'redis', ...config }, logger);
@@ -107,13 +110,46 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
   }
 }
 
+/** A dependency the service could not reach at start-up; its message says what to do. */
+export class DependencyError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DependencyError';
+  }
+}
+
+/** Runs `attempt`; a failure becomes a DependencyError naming the URL tried (password hidden) and the variable that sets it. */
+async function reach(what: string, variable: string, url: string, attempt: () => Promise<unknown>): Promise<void> {
+  try {
+    await attempt();
+  } catch (error) {
+    const reason = (error as Error).message || (error as { code?: string }).code || String(error);
+    throw new DependencyError(`cannot reach ${what} at ${redactUrl(url)} (${reason}). Start ${what} there, or set ${variable} to one that runs.`, { cause: error });
+  }
+}
+
+/** One connection attempt and a PING, no retries: the error is the real one (ECONNREFUSED, WRONGPASS…). */
+async function pingOnce(url: string): Promise<void> {
+  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 5_000 });
+  let failure: Error | undefined;
+  probe.on('error', (error: Error) => (failure ??= error));
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (error) {
+    throw failure ?? error;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 /**
  * The process entry point of a service: `node main.js` serves, `node main.js migrate up|down|status`
  * runs migrations (the Kubernetes init container / Job). Start-up failures print one clear line.
  */
 export function runMain<S extends z.ZodObject>(def: ServiceDefinition<S>, argv = process.argv.slice(2)): void {
   const fail = (error: unknown) => {
-    if (error instanceof ConfigError) process.stderr.write(`${def.name}: ${error.message}\n`);
+    if (error instanceof ConfigError || error instanceof DependencyError) process.stderr.write(`${def.name}: ${error.message}\n`);
     else createLogger({ name: def.name }).fatal({ err: error }, 'start-up failed');
     process.exit(error instanceof ConfigError ? 78 : 1);
   };

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { z } from '@cloudretail/config';
 import { ConfigError, dataServiceBase, port } from '@cloudretail/config';
 import { createApp, finishApp } from '@cloudretail/http';
-import { createTestDatabase, testEnv } from '@cloudretail/testing';
+import { TEST_REDIS_URL, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { type ServiceDefinition, startService } from '../src';
 
 const schema = z.object({ ...dataServiceBase, PORT: port(0) });
@@ -57,5 +57,36 @@ describe('a service process with bad configuration', () => {
     expect(result.stderr).toMatch(/^fixture-service: Invalid configuration: /);
     for (const variable of ['DATABASE_URL', 'JWT_SECRET', 'PORT']) expect(result.stderr).toContain(`${variable}: `);
     expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('a service process whose Postgres or Redis does not answer', () => {
+  const runFixture = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures/service-main.ts')], {
+      cwd: path.join(__dirname, '../../..'),
+      env: { PATH: process.env.PATH, JWT_SECRET: 'fixture-secret-0123456789', ...env },
+      encoding: 'utf8',
+      timeout: 20000,
+    });
+
+  it('when Postgres does not answer, then one line names the URL tried (password hidden) and DATABASE_URL, and the exit code is 1', () => {
+    const result = runFixture({ DATABASE_URL: 'postgres://app:s3cret-pw@127.0.0.1:1/cloudretail_fixture', REDIS_URL: TEST_REDIS_URL });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      'fixture-service: cannot reach PostgreSQL at postgres://app:***@127.0.0.1:1/cloudretail_fixture (connect ECONNREFUSED 127.0.0.1:1). Start PostgreSQL there, or set DATABASE_URL to one that runs.\n',
+    );
+  });
+
+  it('when Redis does not answer, then one line names the URL tried (password hidden) and REDIS_URL, with no reconnect warnings before it', async () => {
+    const db = await createTestDatabase('runtime_noredis');
+    try {
+      const result = runFixture({ DATABASE_URL: db.url, REDIS_URL: 'redis://:s3cret-pw@127.0.0.1:1' });
+      expect(result.status).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toBe('fixture-service: cannot reach Redis at redis://:***@127.0.0.1:1 (connect ECONNREFUSED 127.0.0.1:1). Start Redis there, or set REDIS_URL to one that runs.\n');
+    } finally {
+      await db.drop();
+    }
   });
 });
