@@ -196,7 +196,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, a
   const command = positionals[0] as Command;
   if (!COMMANDS.includes(command)) problems.push(positionals[0] ? `unknown command "${positionals[0]}"` : 'a command is required');
   const action = command === 'rollout' ? (positionals[1] as RolloutAction) : undefined;
-  if (command === 'rollout' && !ROLLOUT_ACTIONS.includes(action!)) problems.push(`rollout needs one of ${ROLLOUT_ACTIONS.join('|')}${positionals[1] ? `, got "${positionals[1]}"` : ''}`);
+  if (command === 'rollout' && !(action && ROLLOUT_ACTIONS.includes(action))) problems.push(`rollout needs one of ${ROLLOUT_ACTIONS.join('|')}${positionals[1] ? `, got "${positionals[1]}"` : ''}`);
   if (positionals.length > (command === 'rollout' ? 2 : 1)) problems.push(`unexpected argument "${positionals.at(-1)}"`);
   if (!v.env || !(v.env in ENVIRONMENTS)) problems.push(`--env must be one of ${Object.keys(ENVIRONMENTS).join(', ')}`);
   if (command === 'promote') {
@@ -205,7 +205,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env, a
     if (v.push && !v.branch) problems.push('--push needs --branch');
   }
 
-  const digestApps = v.digests ? (check(() => appsFromDigests(v.digests!)) ?? []) : [];
+  const digestsPath = v.digests;
+  const digestApps = digestsPath ? (check(() => appsFromDigests(digestsPath)) ?? []) : [];
   const apps = v.app ? [v.app] : v.apps ? v.apps.split(',').map((a) => a.trim()).filter(Boolean) : digestApps;
   if (command !== 'promote') {
     if (!apps.length) problems.push('--app (or --apps, or --digests) is required');

@@ -85,7 +85,7 @@ async function runOne(options: Options, overrides: RunOverrides): Promise<{ repo
       case 'rollback':
         return rollback(deps, target, { strategy: options.strategy, toRevision: options.toRevision, rolloutTimeoutMs: options.rolloutTimeoutMs });
       case 'rollout': {
-        const result = await rolloutAction(deps, target, options.action!, { toRevision: options.toRevision, full: options.full, timeoutMs: options.rolloutTimeoutMs, image: options.image });
+        const result = await rolloutAction(deps, target, options.action ?? 'status', { toRevision: options.toRevision, full: options.full, timeoutMs: options.rolloutTimeoutMs, image: options.image });
         if (result.output) log(result.output);
         if (!result.observations) return { outcome: 'succeeded', reasons: [], checks: [] };
         const verdict = judge(result.observations, options.thresholds);
@@ -157,7 +157,7 @@ async function runPromote(options: Options, overrides: RunOverrides): Promise<{ 
   let previous: Digests = {};
   let changed: string[] = [];
   try {
-    digests = readDigests(options.digestsPath!);
+    digests = readDigests(options.digestsPath ?? '');
     ({ previous, changed } = await promote(
       { env: options.env, digests, repoDir: options.repoDir, source: options.source, branch: options.branch, push: options.push, remote: options.remote, previousOut: options.previousOut, dryRun: options.dryRun, actor: actor.name },
       overrides.git ?? execGit(options.repoDir),
