@@ -419,6 +419,13 @@ describe.each(Object.keys(POLICY_CASES))('policies of %s', (name) => {
       );
     expect(APP_NAMES.filter((app) => fromNamespace(app, 'ingress-nginx'))).toEqual(['api-gateway']);
     expect(APP_NAMES.filter((app) => fromNamespace(app, 'monitoring'))).toEqual(APP_NAMES);
+    // …on the port that serves /metrics (the gateway's admin port), and the ingress controller on the public one.
+    const portsFrom = (app: AppName, namespace: string) =>
+      selecting(podLabels(app), 'Ingress').flatMap((p) =>
+        (p.spec.ingress ?? []).filter((r: Rule) => (r.from ?? []).some((peer) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === namespace)).flatMap((r: Rule) => r.ports!.map((x) => x.port)),
+      );
+    for (const app of APP_NAMES) expect({ app, prometheus: portsFrom(app, 'monitoring') }).toEqual({ app, prometheus: [PROBE_PORT(app)] });
+    expect(portsFrom('api-gateway', 'ingress-nginx')).toEqual(['http']);
 
     // Egress beyond the namespace: DNS for all, data stores by port.
     const egressPorts = (app: AppName) =>
