@@ -9,6 +9,8 @@ export interface Target {
   colour?: string;
   /** A/B variant (Prometheus only). */
   variant?: string;
+  /** Only this Rollout ReplicaSet (the canary); `pods` are then its pods. */
+  podTemplateHash?: string;
   pods: Pod[];
 }
 
@@ -91,7 +93,7 @@ export function prometheusSource(url: string, sleep: Sleep, fetchFn: Fetch = fet
     describe: `Prometheus at ${url}`,
     async measure(target, windowMs) {
       await sleep(windowMs);
-      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour, variant: target.variant }, windowMs);
+      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour, variant: target.variant, podTemplateHash: target.podTemplateHash }, windowMs);
       log?.(`PromQL: ${q.requests} | ${q.errors} | ${q.p99Seconds}`);
       // One after the other: three small queries, and the order stays the same in logs and audits.
       const requests = await query(q.requests);
@@ -107,7 +109,7 @@ export function dryRunPrometheus(url: string, print: (line: string) => void): Me
   return {
     describe: `Prometheus at ${url} (dry run)`,
     async measure(target, windowMs) {
-      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour, variant: target.variant }, windowMs);
+      const q = promQueries({ service: target.app, namespace: target.namespace, version: target.colour, variant: target.variant, podTemplateHash: target.podTemplateHash }, windowMs);
       print(`[dry-run] wait ${windowMs / 1000}s, then query ${url}: ${q.requests}`);
       print(`[dry-run] query ${url}: ${q.errors}`);
       print(`[dry-run] query ${url}: ${q.p99Seconds}`);

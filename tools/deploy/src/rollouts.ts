@@ -98,8 +98,15 @@ export async function verifyRollout(deps: Deps, t: Target, settings: VerifySetti
   const stable = group(state.stableHash);
   const canary = state.currentHash !== state.stableHash ? group(state.currentHash) : undefined;
   const serving = [...pods.filter((p) => p.hash === state.stableHash), ...(canary ? pods.filter((p) => p.hash === state.currentHash) : [])];
-  deps.log(`measuring ${settings.windowMs / 1000}s of traffic from ${deps.metrics.describe}`);
-  const figures = await deps.metrics.measure({ app: t.app, namespace: t.namespace, pods: serving }, settings.windowMs);
+  // During a release the figures that decide are the canary's own (as the Rollout's analysis
+  // judges them); otherwise the whole service's.
+  deps.log(`measuring ${settings.windowMs / 1000}s of ${canary ? `the canary's (${canary.hash}) ` : ''}traffic from ${deps.metrics.describe}`);
+  const figures = await deps.metrics.measure(
+    canary
+      ? { app: t.app, namespace: t.namespace, podTemplateHash: canary.hash, pods: pods.filter((p) => p.hash === canary.hash) }
+      : { app: t.app, namespace: t.namespace, pods: serving },
+    settings.windowMs,
+  );
   const observations: Observations = {
     rollout: { phase: state.phase, stable, ...(canary ? { canary } : {}) },
     rolloutDegraded: state.phase === 'Degraded' || state.aborted,

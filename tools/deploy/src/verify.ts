@@ -209,10 +209,19 @@ export interface SeriesSelector {
   version?: string;
   /** A/B variant (components/ab-testing: the pod's `variant` label on every series). */
   variant?: string;
+  /** One Rollout ReplicaSet (the monitors copy `rollouts-pod-template-hash` onto every series). */
+  podTemplateHash?: string;
 }
 
-export function promQueries({ service, namespace, version, variant }: SeriesSelector, windowMs: number) {
-  const matchers = [`service="${service}"`, `namespace="${namespace}"`, ...(version ? [`version="${version}"`] : []), ...(variant ? [`variant="${variant}"`] : []), `route!="/metrics"`].join(',');
+export function promQueries({ service, namespace, version, variant, podTemplateHash }: SeriesSelector, windowMs: number) {
+  const matchers = [
+    `service="${service}"`,
+    `namespace="${namespace}"`,
+    ...(version ? [`version="${version}"`] : []),
+    ...(variant ? [`variant="${variant}"`] : []),
+    ...(podTemplateHash ? [`rollouts_pod_template_hash="${podTemplateHash}"`] : []),
+    `route!="/metrics"`,
+  ].join(',');
   const range = `${Math.max(1, Math.round(windowMs / 1000))}s`;
   return {
     requests: `sum(increase(http_requests_total{${matchers}}[${range}]))`,

@@ -101,8 +101,8 @@ const image = (app: string, ns: string, img: string): Call => ({ args: `get depl
 const rollout = (app: string, ns: string, phase: string, o: Parameters<typeof rolloutJson>[2] = {}): Call => ({ args: `get rollout.argoproj.io ${app} -n ${ns} -o json`, stdout: rolloutJson(app, phase, o) });
 const pods = (app: string, ns: string, list: Parameters<typeof podsJson>[0]): Call => ({ args: `get pods -n ${ns} -l app.kubernetes.io/name=${app} -o json`, stdout: podsJson(list) });
 const promAnswer = (value: number) => JSON.stringify({ status: 'success', data: { resultType: 'vector', result: Number.isNaN(value) ? [] : [{ metric: {}, value: [1764300000, String(value)] }] } });
-const prometheus = (app: string, ns: string, requests: number, errors: number, p99Seconds: number): Call[] => {
-  const q = promQueries({ service: app, namespace: ns }, 1);
+const prometheus = (app: string, ns: string, requests: number, errors: number, p99Seconds: number, podTemplateHash?: string): Call[] => {
+  const q = promQueries({ service: app, namespace: ns, podTemplateHash }, 1);
   const base = '/api/v1/namespaces/monitoring/services/prometheus-operated:9090/proxy/api/v1/query?query=';
   return [
     { args: `get --raw ${base}${encodeURIComponent(q.requests)}`, stdout: promAnswer(requests) },
@@ -197,7 +197,7 @@ describe('verify on a Rollout-managed service (its Deployment is at 0 by design)
   ];
 
   it('when the stable and canary pods are ready and the figures are good, then it passes, judging them and never the Deployment', () => {
-    const { status, audit } = scripted(argv, [...midCanary(), ...prometheus('product-service', STAGING, 1200, 3, 0.12)]);
+    const { status, audit } = scripted(argv, [...midCanary(), ...prometheus('product-service', STAGING, 1200, 3, 0.12, 's2')]);
 
     expect(status).toBe(0);
     expect(audit[0]).toMatchObject({ command: 'verify', outcome: 'succeeded', reasons: [] });
@@ -212,15 +212,15 @@ describe('verify on a Rollout-managed service (its Deployment is at 0 by design)
   });
 
   it('when the canary pod is not ready, then it fails for unhealthy', () => {
-    const { status, audit } = scripted(argv, [...midCanary(false), ...prometheus('product-service', STAGING, 1200, 0, 0.1)]);
+    const { status, audit } = scripted(argv, [...midCanary(false), ...prometheus('product-service', STAGING, 1200, 0, 0.1, 's2')]);
 
     expect(status).toBe(1);
     expect(audit[0]).toMatchObject({ outcome: 'verification_failed', reasons: ['unhealthy'] });
     expect(audit[0].verification.checks[0].observations.rollout).toEqual({ phase: 'Paused', stable: { hash: 's1', ready: 3, total: 3 }, canary: { hash: 's2', ready: 0, total: 1 } });
   });
 
-  it('when the error ratio is over the threshold, then it fails for error_ratio_exceeded', () => {
-    const { status, audit } = scripted(argv, [...midCanary(), ...prometheus('product-service', STAGING, 1000, 40, 0.1)]);
+  it("when the canary's own error ratio is over the threshold, then it fails for error_ratio_exceeded", () => {
+    const { status, audit } = scripted(argv, [...midCanary(), ...prometheus('product-service', STAGING, 1000, 40, 0.1, 's2')]);
 
     expect(status).toBe(1);
     expect(audit[0]).toMatchObject({ outcome: 'verification_failed', reasons: ['error_ratio_exceeded'] });
@@ -240,14 +240,14 @@ describe('verify on a Rollout-managed service (its Deployment is at 0 by design)
     const script = midCanary();
     script[1] = rollout('product-service', STAGING, 'Degraded', { stable: 's1', current: 's2', abort: true });
 
-    const { status, audit } = scripted(argv, [...script, ...prometheus('product-service', STAGING, 1000, 0, 0.1)]);
+    const { status, audit } = scripted(argv, [...script, ...prometheus('product-service', STAGING, 1000, 0, 0.1, 's2')]);
 
     expect(status).toBe(1);
     expect(audit[0].reasons).toEqual(['rollout_degraded']);
   });
 
   it('when Prometheus is unreachable through the API server, then the run is an error, not a pass', () => {
-    const [first] = prometheus('product-service', STAGING, 0, 0, 0);
+    const [first] = prometheus('product-service', STAGING, 0, 0, 0, 's2');
     const { status, audit } = scripted(argv, [...midCanary(), { ...first, stdout: '', stderr: 'Error from server (ServiceUnavailable): the server is currently unable to handle the request\n', exit: 1 }]);
 
     expect(status).toBe(1);
