@@ -185,14 +185,18 @@ describe('every project command the workflows run, executed with their exact arg
     expect(executed.filter((e) => e.status !== 0).map((e) => ({ where: e.where, command: e.command, status: e.status, output: e.output }))).toEqual([]);
   });
 
-  test('they cover the whole release path: build and push by digest, then per stage promote, wait, smoke, verify and both rollback steps', () => {
+  test('they cover the whole release path: build and push by digest, then per stage promote, wait, smoke, verify and the rollback steps', () => {
     const label = (c: string) =>
-      c.includes('deploy -- promote') ? (c.includes('--digests previous-digests.json') ? 'revert' : 'promote') : (/deploy -- (rollout status|verify|rollback)|test:smoke/.exec(c)?.[1] ?? (c.includes('test:smoke') ? 'smoke' : c));
+      c.includes('previous-digests.json') && !c.includes('--previous-out')
+        ? (c.includes('deploy -- promote') ? 'revert' : 'wait for the revert')
+        : c.includes('deploy -- promote')
+          ? 'promote'
+          : (/deploy -- (rollout status|verify|rollback)/.exec(c)?.[1] ?? (c.includes('test:smoke') ? 'smoke' : c));
 
     expect(executed.filter((e) => e.command.includes('build-images.sh --push')).map((e) => e.where.split(' (')[1]?.split(')')[0]).sort()).toEqual([...deployableApps].sort());
     for (const stage of STAGES) {
       const of = executed.filter((e) => e.where.includes(`[${stage}]`)).map((e) => label(e.command));
-      expect({ stage, commands: of }).toEqual({ stage, commands: ['promote', 'rollout status', 'smoke', 'verify', 'rollback', 'revert'] });
+      expect({ stage, commands: of }).toEqual({ stage, commands: ['promote', 'rollout status', 'smoke', 'verify', 'rollback', 'revert', 'wait for the revert'] });
     }
   });
 
@@ -338,9 +342,17 @@ describe('the release path of deploy.yml', () => {
     const index = (re: RegExp) => steps.findIndex((s) => re.test(s.run ?? ''));
 
     expect(job.environment?.name).toBe('${{ inputs.environment }}');
-    const order = [/deploy -- promote .*--source/, /deploy -- rollout status/, /npm run test:smoke -- --env "\$DEPLOY_ENV"/, /deploy -- verify/, /deploy -- rollback/, /deploy -- promote --env "\$DEPLOY_ENV" --digests previous-digests\.json/].map(index);
+    const order = [
+      /deploy -- promote .*--source/,
+      /deploy -- rollout status --env "\$DEPLOY_ENV" --digests digests /,
+      /npm run test:smoke -- --env "\$DEPLOY_ENV"/,
+      /deploy -- verify/,
+      /deploy -- rollback/,
+      /deploy -- promote --env "\$DEPLOY_ENV" --digests previous-digests\.json/,
+      /deploy -- rollout status --env "\$DEPLOY_ENV" --digests previous-digests\.json/,
+    ].map(index);
     expect(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]))).toBe(true);
-    for (const i of order.slice(-2)) expect(steps[i].if).toMatch(/^failure\(\)/);
+    for (const i of order.slice(-3)) expect(steps[i].if).toBe("failure() && steps.promote.outcome == 'success'");
     const audit = steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))!;
     expect(audit.if).toBe('always()');
     expect(audit.with?.path).toBe(job.env!.DEPLOY_AUDIT_FILE);
