@@ -321,15 +321,39 @@ describe('driving a Rollout', () => {
 // ---------- blue-green (api-gateway in production-eu-west) ----------
 
 describe('blue-green Rollout of the gateway', () => {
+  const happy = (): Call[] => [
+    kind('api-gateway', PROD),
+    image('api-gateway', PROD, GW_NEW),
+    rollout('api-gateway', PROD, 'Progressing', { stable: 'b1', current: 'g2', replicas: 3, ready: 6, message: 'active service cutover pending' }),
+    rollout('api-gateway', PROD, 'Healthy', { stable: 'g2', current: 'g2' }),
+  ];
+  const argv = () => ['rollout', 'status', '--env', 'production-eu-west', '--digests', digestsFile({ 'api-gateway': GW_NEW }), '--timeout', '1s'];
+
   it('when the preview ReplicaSet passes its pre-promotion analysis and is switched to, then status succeeds', () => {
-    const { status } = scripted(['rollout', 'status', '--env', 'production-eu-west', '--digests', digestsFile({ 'api-gateway': GW_NEW }), '--timeout', '1s'], [
-      kind('api-gateway', PROD),
-      image('api-gateway', PROD, GW_NEW),
-      rollout('api-gateway', PROD, 'Progressing', { stable: 'b1', current: 'g2', replicas: 3, ready: 6, message: 'active service cutover pending' }),
-      rollout('api-gateway', PROD, 'Healthy', { stable: 'g2', current: 'g2' }),
-    ]);
+    const { status, audit } = scripted(argv(), happy());
 
     expect(status).toBe(0);
+    expect(audit[0]).toMatchObject({ command: 'rollout status', env: 'production-eu-west', namespace: PROD, app: 'api-gateway', toVersion: GW_NEW, outcome: 'succeeded' });
+  });
+
+  it.each([0, 1, 2, 3])('when kubectl fails at call %i, then status is an error and stops there', (failAt) => {
+    const script = happy().slice(0, failAt + 1);
+    script[failAt] = { ...script[failAt], stdout: '', ...UNREACHABLE };
+
+    const { status, audit } = scripted(argv(), script);
+
+    expect(status).toBe(1);
+    expect(audit[0].outcome).toBe('error');
+  });
+
+  it('when the abort itself is refused, then rollback is an error (the workflow then still reverts in Git)', () => {
+    const { status, audit } = scripted(['rollback', '--env', 'production-eu-west', '--app', 'api-gateway'], [
+      kind('api-gateway', PROD),
+      { ...statusPatch('api-gateway', PROD, { abort: true }), stdout: '', ...UNREACHABLE },
+    ]);
+
+    expect(status).toBe(1);
+    expect(audit[0]).toMatchObject({ command: 'rollback', outcome: 'error' });
   });
 
   it('when the post-promotion analysis fails, then status fails and rollback aborts, which sends traffic back to the old ReplicaSet', () => {
