@@ -2,7 +2,7 @@
 // `npm start`: builds every app, makes sure Postgres and Redis are there, starts the platform from
 // the production builds, seeds a demo catalog when empty and prints the gateway URL. Ctrl-C stops
 // everything gracefully (SIGTERM to each app, then the embedded Postgres if we started one).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -24,6 +24,10 @@ const PORTS = Object.fromEntries(
 const DATABASES = Object.fromEntries(
   Object.entries({ 'user-service': 'users', 'product-service': 'products', 'order-service': 'orders', 'inventory-service': 'inventory', 'payment-service': 'payments', 'event-bus': 'events' }).map(([app, name]) => [app, dbPrefix + name]),
 );
+// Everything a platform keeps in the shared Redis carries this prefix (event streams and consumer
+// groups, rate-limit counters, caches, pub/sub channels, login throttles), so two platforms on one
+// Redis never consume each other's events or share counters.
+const platformPrefix = dbPrefix;
 const START_ORDER = ['user-service', 'product-service', 'inventory-service', 'payment-service', 'order-service', 'event-bus', 'api-gateway'];
 
 const log = (msg) => process.stdout.write(`\x1b[1m[start]\x1b[0m ${msg}\n`);
@@ -31,6 +35,20 @@ const fail = (msg) => {
   process.stderr.write(`\x1b[31m[start]\x1b[0m ${msg}\n`);
   process.exit(1);
 };
+const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const startedAt = Date.now();
+
+if (!/^[A-Za-z0-9_]{1,40}$/.test(dbPrefix)) fail(`START_DATABASE_PREFIX must be 1–40 letters, digits or underscores (got "${dbPrefix}")`);
+if (!Number.isInteger(offset) || offset < 0 || offset > 60000) fail(`START_PORT_OFFSET must be a whole number from 0 to 60000 (got "${process.env.START_PORT_OFFSET}")`);
+
+/** Whether this process could listen on `port` as the apps do (all interfaces). */
+function portFree(port) {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
 
 function reachable(url, timeoutMs = 1000) {
   const { hostname, port } = new URL(url);
@@ -97,13 +115,25 @@ const apps = START_ORDER.filter((app) => !only || only.includes(app)).filter((ap
   const project = path.join(root, 'apps', app, 'project.json');
   return existsSync(project) && JSON.parse(readFileSync(project, 'utf8')).targets?.build;
 });
-log(`building ${apps.join(', ')}`);
-try {
-  execFileSync('npx', ['nx', 'run-many', '-t', 'build', '-p', ...apps, '--outputStyle=static'], { cwd: root, stdio: 'inherit' });
-} catch {
+// Another platform (or anything else) on our ports would answer our readiness polls and be
+// announced as this platform: refuse to start instead.
+for (const app of apps) {
+  if (await portFree(PORTS[app])) continue;
+  if (embedded) await embedded.stop();
+  fail(
+    `port ${PORTS[app]} (${app}) is already in use — is another CloudRetail running? Stop it (Ctrl-C in its terminal), ` +
+      `or start this one beside it: START_PORT_OFFSET=${offset + 1000} START_DATABASE_PREFIX=${dbPrefix.replace(/_?$/, '')}2_ npm start`,
+  );
+}
+
+log(`building ${apps.length} apps…`);
+const build = spawnSync('npx', ['nx', 'run-many', '-t', 'build', '-p', ...apps, '--outputStyle=static'], { cwd: root, encoding: 'utf8' });
+if (build.status !== 0) {
+  process.stdout.write(build.stdout + build.stderr);
   if (embedded) await embedded.stop();
   fail('the build failed (see above); nothing was started');
 }
+log(`built in ${seconds(Date.now() - startedAt)}`);
 
 const databaseUrl = (app) => {
   const url = new URL(postgresUrl);
@@ -113,6 +143,34 @@ const databaseUrl = (app) => {
 const upstreams = Object.fromEntries(
   [['USER_SERVICE_URL', 'user-service'], ['PRODUCT_SERVICE_URL', 'product-service'], ['ORDER_SERVICE_URL', 'order-service'], ['INVENTORY_SERVICE_URL', 'inventory-service'], ['PAYMENT_SERVICE_URL', 'payment-service'], ['EVENT_BUS_URL', 'event-bus']].map(([k, app]) => [k, `http://127.0.0.1:${PORTS[app]}`]),
 );
+
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+const COLOURS = { warn: '\x1b[33m', error: '\x1b[31m', fatal: '\x1b[31m' };
+const rawLogs = process.env.START_LOG_FORMAT === 'json';
+let platformUp = false;
+
+/**
+ * One short line for a pino JSON line: time, level (when not info), message, the other fields as
+ * key=value, an error by its message. While the platform is starting only warnings and errors are
+ * shown (each app's ready line says the rest); START_LOG_FORMAT=json passes lines through as they are.
+ */
+function readable(line) {
+  if (rawLogs) return line;
+  let entry;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return line; // not a log line (a crash trace, a message of the runtime): show it as written
+  }
+  if (typeof entry !== 'object' || entry === null || typeof entry.msg !== 'string') return line;
+  const { level = 'info', time, msg, err, service: _service, ...fields } = entry;
+  if (!platformUp && (LEVELS[level] ?? 30) < LEVELS.warn) return undefined;
+  const at = typeof time === 'string' ? time.slice(11, 19) : '';
+  const tag = level === 'info' ? '' : `${COLOURS[level] ?? ''}${level.toUpperCase()}\x1b[0m `;
+  const extra = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  if (err) extra.push(`error=${JSON.stringify(err.message ?? err)}`);
+  return `${at} ${tag}${msg}${extra.length ? `  \x1b[2m${extra.join(' ')}\x1b[0m` : ''}`;
+}
 
 const children = new Map();
 let stopping = false;
@@ -128,6 +186,10 @@ function startApp(app) {
     ADMIN_PASSWORD,
     SHUTDOWN_DELAY_MS: '0',
     ...(DATABASES[app] ? { DATABASE_URL: databaseUrl(app) } : {}),
+    EVENT_TOPIC_PREFIX: platformPrefix,
+    REDIS_KEY_PREFIX: platformPrefix,
+    RATE_LIMIT_KEY_PREFIX: `${platformPrefix}ratelimit:gateway`,
+    LOGIN_THROTTLE_KEY_PREFIX: `${platformPrefix}user-service:login`,
   };
   const child = spawn(process.execPath, ['--enable-source-maps', 'main.js'], { cwd: path.join(root, 'dist/apps', app), env, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `\x1b[36m${app.padEnd(17)}\x1b[0m| `;
@@ -137,7 +199,10 @@ function startApp(app) {
       buffer += chunk;
       const lines = buffer.split('\n');
       buffer = lines.pop();
-      for (const line of lines) process.stdout.write(prefix + line + '\n');
+      for (const line of lines) {
+        const shown = readable(line);
+        if (shown !== undefined) process.stdout.write(prefix + shown + '\n');
+      }
     });
   }
   child.on('exit', (code, signal) => {
@@ -199,8 +264,10 @@ async function seed() {
 
 try {
   for (const app of apps) {
+    const appStartedAt = Date.now();
     startApp(app);
     await waitReady(app);
+    log(`\x1b[32m✓\x1b[0m ${app.padEnd(17)} ready in ${seconds(Date.now() - appStartedAt)}  http://localhost:${PORTS[app]}`);
   }
   if (children.has('product-service')) await seed();
 } catch (error) {
@@ -208,5 +275,6 @@ try {
   await shutdown(1);
 }
 const entry = children.has('api-gateway') ? `http://localhost:${PORTS['api-gateway']} (API docs: http://localhost:${PORTS['api-gateway']}/api/docs)` : apps.map((a) => `${a}: http://localhost:${PORTS[a]}`).join(', ');
-log(`CloudRetail is up: ${entry}`);
+platformUp = true;
+log(`\x1b[32mCloudRetail is up: ${entry}\x1b[0m — ${apps.length} apps in ${seconds(Date.now() - startedAt)}`);
 log(`admin account: ${ADMIN_EMAIL} / ${process.env.ADMIN_PASSWORD ? '(from ADMIN_PASSWORD)' : ADMIN_PASSWORD}. Ctrl-C stops everything.`);
