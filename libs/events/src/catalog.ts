@@ -30,6 +30,15 @@ export const catalog = {
   },
   StockReleased: { version: 1, topic: 'inventory', schema: z.object({ orderId: z.uuid(), items: Items, reason: z.string() }) },
   StockCommitted: { version: 1, topic: 'inventory', schema: z.object({ orderId: z.uuid(), items: Items }) },
+  /**
+   * OrderConfirmed could not sell the units: the reservation had been released (e.g. it expired
+   * before the payment came) and the stock is gone. order-service compensates: refund and cancel.
+   */
+  StockCommitFailed: {
+    version: 1,
+    topic: 'inventory',
+    schema: z.object({ orderId: z.uuid(), reason: z.enum(['out_of_stock', 'released', 'not_reserved']), productIds: z.array(z.uuid()) }),
+  },
   StockReturned: { version: 1, topic: 'inventory', schema: z.object({ orderId: z.uuid(), items: Items }) },
   StockLevelSet: { version: 1, topic: 'inventory', schema: z.object({ productId: z.uuid(), available: z.number().int().nonnegative() }) },
   LowStock: { version: 1, topic: 'inventory', schema: z.object({ productId: z.uuid(), available: z.number().int().nonnegative(), threshold: z.number().int() }) },
@@ -42,7 +51,9 @@ export const catalog = {
   PaymentRequested: {
     version: 1,
     topic: 'orders',
-    schema: z.object({ orderId: z.uuid(), userId: z.uuid(), paymentToken: z.string().min(1), ...Money }),
+    // paymentId: the id order-service gives the payment it asks for (optional for older producers);
+    // payment-service uses it, so a PaymentCaptured can be checked against what was requested.
+    schema: z.object({ orderId: z.uuid(), userId: z.uuid(), paymentToken: z.string().min(1), paymentId: z.uuid().optional(), ...Money }),
   },
   OrderConfirmed: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items }) },
   OrderCancelled: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items, reason: z.string() }) },
