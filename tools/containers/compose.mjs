@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm run compose:up` / `npm run compose:down`: the compose stack with progress and a clear end.
 //
-//   node tools/containers/compose.mjs up [--kafka] [--monitoring] [--no-build] [--timeout SECONDS]
+//   node tools/containers/compose.mjs up [--kafka] [--monitoring] [--build | --no-build] [--timeout SECONDS]
 //   node tools/containers/compose.mjs down [--kafka] [--monitoring]
 //
-// up: picks the compose client (`docker compose`, else docker-compose 1.29), builds the images
-// that are missing — first the air-gapped base images when the public ones cannot be pulled —
+// up: picks the compose client (`docker compose`, else docker-compose 1.29), builds the app images
+// that are missing with tools/build-images/build-images.sh (--build: all of them) — first the
+// air-gapped base images when the public ones cannot be pulled —
 // starts the stack, waits until every service is healthy and prints the gateway URL. With
 // --no-build the app images are pulled from IMAGE_REGISTRY/IMAGE_TAG instead. When a service
 // does not get healthy it names it, prints its last log lines and exits 1.
@@ -23,6 +24,7 @@ const { values, positionals } = parseArgs({
     kafka: { type: 'boolean', default: false },
     monitoring: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    build: { type: 'boolean', default: false },
     timeout: { type: 'string', default: '240' },
   },
   allowPositionals: true,
@@ -84,13 +86,24 @@ async function up() {
   const compose = composeClient();
   const run = (...args) => sh(compose[0], [...compose.slice(1), ...files.flatMap((f) => ['-f', f]), ...args], { env });
   baseImages(env);
+  const registry = env.IMAGE_REGISTRY ?? 'cloudretail';
+  const tag = env.IMAGE_TAG ?? 'local';
   if (values['no-build']) {
-    say(`pulling the app images from ${env.IMAGE_REGISTRY ?? 'cloudretail'} (tag ${env.IMAGE_TAG ?? 'local'})`);
+    say(`pulling the app images from ${registry} (tag ${tag})`);
     if (run('pull', '--quiet', ...APPS).status !== 0) fail('pulling the app images failed (see above)');
+  } else {
+    // The one build path of the project (the same script CI uses), for the images that are missing;
+    // --build rebuilds all of them. Local images are not published, so they are not scanned here.
+    const missing = values.build ? APPS : APPS.filter((app) => !imageExists(`${registry}/${app}:${tag}`));
+    if (missing.length) {
+      say(`building ${missing.join(', ')}`);
+      const built = sh(path.join(root, 'tools/build-images/build-images.sh'), ['--registry', registry, '--tag', tag, '--no-scan', ...missing], { env });
+      if (built.status !== 0) fail('building the images failed (see above)');
+    }
   }
   const started = Date.now();
   say(`starting ${files.join(' + ')}`);
-  if (run('up', '--detach', ...(values['no-build'] ? ['--no-build'] : [])).status !== 0) {
+  if (run('up', '--detach', '--no-build').status !== 0) {
     for (const c of containers(compose, env).filter((c) => c.state !== 'running' || c.health === 'unhealthy')) {
       console.error(`compose: ${c.service} is ${c.state}/${c.health}; its last log lines:`);
       run('logs', '--no-color', '--tail', '30', c.service);
@@ -137,4 +150,4 @@ function down() {
 
 if (command === 'up') await up();
 else if (command === 'down') down();
-else fail('usage: compose.mjs up [--kafka] [--monitoring] [--no-build] [--timeout SECONDS] | down');
+else fail('usage: compose.mjs up [--kafka] [--monitoring] [--build | --no-build] [--timeout SECONDS] | down');
