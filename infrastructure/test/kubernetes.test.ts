@@ -172,6 +172,10 @@ describe('rendering and strict schema validation', () => {
     expect(!!named(objs, 'Deployment', 'api-gateway-green')).toBe(combo.includes('blue-green'));
   });
 
+  test('when blue-green and progressive-delivery are listed together, then kustomize refuses (both release the gateway)', () => {
+    expect(() => renderWith('staging', ['progressive-delivery', 'blue-green'])).toThrow(/api-gateway-preview/);
+  });
+
   test('when a patch misspells replicas as replicsa, then kustomize still renders but validation rejects that field', () => {
     const text = renderWith('staging', COMPONENTS, (tmp) => {
       const file = path.join(tmp, 'overlays/staging/kustomization.yaml');
