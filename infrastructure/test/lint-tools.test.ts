@@ -50,7 +50,7 @@ describe('build-images.sh --dry-run', () => {
 
   test('with --all --push it builds, scans with the gate, and pushes every app with a Dockerfile, in that order, and writes the digests', () => {
     const digests = path.join(mkdtempSync(path.join(os.tmpdir(), 'digests-')), 'digests.json');
-    const out = run(script, ['--dry-run', '--all', '--push', '--registry', 'registry.example/cr', '--digests', digests]).split('\n');
+    const out = run(script, ['--dry-run', '--all', '--push', '--registry', 'registry.example/cr', '--digests', digests], { env: { ...process.env, DOCKER: 'docker' } }).split('\n');
     const tag = version();
 
     for (const app of APP_NAMES) {
@@ -80,7 +80,7 @@ describe('build-images.sh --dry-run', () => {
   });
 
   test('without --push it pushes nothing, and naming an app builds only that app', () => {
-    const out = run(script, ['--dry-run', 'product-service']);
+    const out = run(script, ['--dry-run', 'product-service'], { env: { ...process.env, DOCKER: 'docker' } });
 
     expect(out).not.toContain('docker push');
     expect(out.match(/docker build /g)).toHaveLength(1);

@@ -50,7 +50,7 @@ function client(baseUrl: string, timeoutMs: number) {
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
-    let parsed: Json = {};
+    let parsed: Json;
     try {
       parsed = text ? (JSON.parse(text) as Json) : {};
     } catch {
