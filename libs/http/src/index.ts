@@ -89,5 +89,5 @@ export function finishApp(app: Express): Express {
 export { parseRequest } from './validate';
 export { faultInjection, type Faults } from './fault-injection';
 export { serviceClient, type ServiceClientOptions } from './service-client';
-export { createApi, ErrorEnvelopeSchema, type RouteSpec, type Handler } from './api';
+export { createApi, ErrorEnvelopeSchema, RESPONSE_HEADERS, type ResponseDoc, type RouteSpec, type Handler } from './api';
 export { shed, shedLoad, type ShedLoadOptions } from './shed-load';

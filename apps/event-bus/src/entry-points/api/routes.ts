@@ -40,13 +40,13 @@ export function eventBusApi({ backbone, orderStatus, auth, groups, streams, slot
   const Group = z.enum(groups as [string, ...string[]]);
 
   api.route(
-    { method: 'get', path: '/events/catalog', summary: 'Every event type: version, topic and payload JSON Schema', responses: { 200: z.array(CatalogEntry) } },
+    { method: 'get', path: '/events/catalog', operationId: 'getEventCatalog', summary: 'Every event type: version, topic and payload JSON Schema', responses: { 200: z.array(CatalogEntry) } },
     (_input, _req, res) => res.json(backbone.catalog()),
   );
   api.route(
     {
       method: 'get',
-      path: '/dead-letters',
+      path: '/dead-letters', operationId: 'listDeadLetters',
       summary: 'Dead letters of a consumer group (oldest first, paginated)',
       auth: 'admin',
       query: z.object({ group: Group, page: z.coerce.number().int().min(1).default(1), limit: z.coerce.number().int().min(1).max(100).default(20) }),
@@ -58,7 +58,7 @@ export function eventBusApi({ backbone, orderStatus, auth, groups, streams, slot
   api.route(
     {
       method: 'post',
-      path: '/dead-letters/:group/:id/replay',
+      path: '/dead-letters/:group/:id/replay', operationId: 'replayDeadLetter',
       summary: 'Republish a dead letter to its source topic and remove it from the dead-letter topic',
       auth: 'admin',
       params: z.object({ group: Group, id: DeadLetterId }),
@@ -75,13 +75,22 @@ export function eventBusApi({ backbone, orderStatus, auth, groups, streams, slot
   api.route(
     {
       method: 'get',
-      path: '/orders/:id/events',
-      summary:
+      path: '/orders/:id/events', operationId: 'streamOrderStatus',
+      summary: 'Live status of an order (Server-Sent Events)',
+      description:
         'Server-Sent Events (text/event-stream) of the order’s status: `event: status`, `data: {orderId, status, reason?, at}`, `id:` the status version; ends after CONFIRMED, CANCELLED or REFUNDED, or after SSE_MAX_LIFETIME_MS with a `retry:` hint (reconnect with Last-Event-ID). 204 when Last-Event-ID is already the final status; 429 beyond SSE_MAX_STREAMS_PER_USER open streams. Owner or admin; the token may also be passed as ?access_token= (EventSource cannot set headers).',
       auth: 'user',
       params: z.object({ id: z.uuid() }),
-      query: z.object({ access_token: z.string().optional() }),
-      responses: { 200: null, 204: null },
+      query: z.object({ access_token: z.string().optional().describe('The bearer token, for clients that cannot set headers (EventSource)') }),
+      responses: {
+        200: {
+          description: 'The current status at once, then every change; `: ping` comments keep the connection open',
+          contentType: 'text/event-stream',
+          schema: z.string().describe('`id: <version>` / `event: status` / `data: {"orderId","status","reason"?,"at"}` blocks'),
+        },
+        204: null,
+        429: null,
+      },
       before: [tokenFromQuery, auth.authenticate],
     },
     ({ params }, req, res) => stream(params.id, req, res),

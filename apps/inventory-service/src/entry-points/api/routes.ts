@@ -15,13 +15,13 @@ export function inventoryApi({ stock, reservations }: { stock: StockUseCases; re
   const admin = [auth.authenticate, requireRole('admin')];
 
   api.route(
-    { method: 'get', path: '/inventory/:productId', summary: 'Stock level of a product (zeros when it was never stocked)', params: ProductIdParams, responses: { 200: StockLevel, 503: null } },
+    { method: 'get', path: '/inventory/:productId', operationId: 'getStock', summary: 'Stock level of a product (zeros when it was never stocked)', params: ProductIdParams, responses: { 200: StockLevel, 503: null } },
     async ({ params }, _req, res) => res.json(await stock.getStock(params.productId)),
   );
   api.route(
     {
       method: 'put',
-      path: '/inventory/:productId',
+      path: '/inventory/:productId', operationId: 'setStock',
       summary: 'Set the units available for sale',
       auth: 'admin',
       params: ProductIdParams,
@@ -35,7 +35,7 @@ export function inventoryApi({ stock, reservations }: { stock: StockUseCases; re
   api.route(
     {
       method: 'post',
-      path: '/reservations',
+      path: '/reservations', operationId: 'reserveStock',
       summary: 'Reserve every item of an order, or none (idempotent per orderId; 409 lists the short products)',
       auth: 'admin',
       body: ReservationInput,
@@ -49,13 +49,13 @@ export function inventoryApi({ stock, reservations }: { stock: StockUseCases; re
     },
   );
   api.route(
-    { method: 'get', path: '/reservations/:orderId', summary: 'Get the reservation of an order', auth: 'admin', params: OrderIdParams, responses: { 200: Reservation }, before: admin },
+    { method: 'get', path: '/reservations/:orderId', operationId: 'getReservation', summary: 'Get the reservation of an order', auth: 'admin', params: OrderIdParams, responses: { 200: Reservation }, before: admin },
     async ({ params }, _req, res) => res.json(await reservations.getReservation(params.orderId)),
   );
   api.route(
     {
       method: 'post',
-      path: '/reservations/:orderId/commit',
+      path: '/reservations/:orderId/commit', operationId: 'commitReservation',
       summary: 'Commit a reservation: its units are sold (idempotent; 409 when released)',
       auth: 'admin',
       params: OrderIdParams,
@@ -67,7 +67,7 @@ export function inventoryApi({ stock, reservations }: { stock: StockUseCases; re
   api.route(
     {
       method: 'post',
-      path: '/reservations/:orderId/release',
+      path: '/reservations/:orderId/release', operationId: 'releaseReservation',
       summary: 'Release a reservation: its units go back on sale (idempotent; 409 when committed)',
       auth: 'admin',
       params: OrderIdParams,

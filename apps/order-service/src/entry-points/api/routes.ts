@@ -15,7 +15,7 @@ export function orderApi(useCases: OrderUseCases, auth: Auth, admission: Request
   api.route(
     {
       method: 'post',
-      path: '/orders',
+      path: '/orders', operationId: 'placeOrder',
       summary: 'Place an order: 202 PENDING, then the saga confirms or cancels it. Repeating the key with the same body returns the same order (200)',
       auth: 'user',
       body: PlaceOrderInput,
@@ -30,17 +30,17 @@ export function orderApi(useCases: OrderUseCases, auth: Auth, admission: Request
     },
   );
   api.route(
-    { method: 'get', path: '/orders', summary: "The caller's orders, newest first", auth: 'user', query: OrderQuery, responses: { 200: OrderList }, before: user },
+    { method: 'get', path: '/orders', operationId: 'listOrders', summary: "The caller's orders, newest first", auth: 'user', query: OrderQuery, responses: { 200: OrderList }, before: user },
     async ({ query }, req, res) => res.json(await useCases.listOrders(query, identityOf(req))),
   );
   api.route(
-    { method: 'get', path: '/orders/:id', summary: 'An order (owner or admin; anyone else gets 404)', auth: 'user', params: IdParams, responses: { 200: Order }, before: user },
+    { method: 'get', path: '/orders/:id', operationId: 'getOrder', summary: 'An order (owner or admin; anyone else gets 404)', auth: 'user', params: IdParams, responses: { 200: Order }, before: user },
     async ({ params }, req, res) => res.json(await useCases.getOrder(params.id, identityOf(req))),
   );
   api.route(
     {
       method: 'post',
-      path: '/orders/:id/cancel',
+      path: '/orders/:id/cancel', operationId: 'cancelOrder',
       summary: 'Cancel an order before it is CONFIRMED (owner or admin); 409 once confirmed or refunded',
       auth: 'user',
       params: IdParams,

@@ -11,17 +11,17 @@ export function paymentApi(useCases: PaymentUseCases, auth: Auth) {
   const admin = [auth.authenticate, requireRole('admin')];
 
   api.route(
-    { method: 'get', path: '/payments', summary: "The caller's payments (admins: everyone's), newest first; filter by orderId", auth: 'user', query: PaymentQuery, responses: { 200: PaymentList }, before: user },
+    { method: 'get', path: '/payments', operationId: 'listPayments', summary: "The caller's payments (admins: everyone's), newest first; filter by orderId", auth: 'user', query: PaymentQuery, responses: { 200: PaymentList }, before: user },
     async ({ query }, req, res) => res.json(await useCases.listPayments(query, identityOf(req))),
   );
   api.route(
-    { method: 'get', path: '/payments/:id', summary: 'A payment with its status history (owner or admin)', auth: 'user', params: IdParams, responses: { 200: PaymentDetail }, before: user },
+    { method: 'get', path: '/payments/:id', operationId: 'getPayment', summary: 'A payment with its status history (owner or admin)', auth: 'user', params: IdParams, responses: { 200: PaymentDetail }, before: user },
     async ({ params }, req, res) => res.json(await useCases.getPayment(params.id, identityOf(req))),
   );
   api.route(
     {
       method: 'post',
-      path: '/payments/:id/refund',
+      path: '/payments/:id/refund', operationId: 'refundPayment',
       summary: 'Refund a captured payment; the order becomes REFUNDED and its stock returns (idempotent; 409 unless captured)',
       auth: 'admin',
       params: IdParams,

@@ -10,23 +10,23 @@ export function productApi(useCases: ProductUseCases, auth: Auth) {
   const admin = [auth.authenticate, requireRole('admin')];
 
   api.route(
-    { method: 'get', path: '/products', summary: 'List active products (paginated, searchable)', query: ProductQuery, responses: { 200: ProductList } },
+    { method: 'get', path: '/products', operationId: 'listProducts', summary: 'List active products (paginated, searchable)', query: ProductQuery, responses: { 200: ProductList } },
     async ({ query }, _req, res) => res.json(await useCases.listProducts(query)),
   );
   api.route(
-    { method: 'get', path: '/products/:id', summary: 'Get a product', params: IdParams, responses: { 200: Product }, before: [auth.optionalAuthenticate] },
+    { method: 'get', path: '/products/:id', operationId: 'getProduct', summary: 'Get a product', params: IdParams, responses: { 200: Product }, before: [auth.optionalAuthenticate] },
     async ({ params }, req, res) => res.json(await useCases.getProduct(params.id, { includeInactive: req.identity?.role === 'admin' })),
   );
   api.route(
-    { method: 'post', path: '/products', summary: 'Create a product', auth: 'admin', body: ProductInput, responses: { 201: Product, 409: null }, before: admin },
+    { method: 'post', path: '/products', operationId: 'createProduct', summary: 'Create a product', auth: 'admin', body: ProductInput, responses: { 201: Product, 409: null }, before: admin },
     async ({ body }, _req, res) => res.status(201).json(await useCases.createProduct(body)),
   );
   api.route(
-    { method: 'patch', path: '/products/:id', summary: 'Update a product', auth: 'admin', params: IdParams, body: ProductPatch, responses: { 200: Product }, before: admin },
+    { method: 'patch', path: '/products/:id', operationId: 'updateProduct', summary: 'Update a product', auth: 'admin', params: IdParams, body: ProductPatch, responses: { 200: Product }, before: admin },
     async ({ params, body }, _req, res) => res.json(await useCases.updateProduct(params.id, body)),
   );
   api.route(
-    { method: 'delete', path: '/products/:id', summary: 'Soft-delete a product', auth: 'admin', params: IdParams, responses: { 204: null }, before: admin },
+    { method: 'delete', path: '/products/:id', operationId: 'deleteProduct', summary: 'Soft-delete a product', auth: 'admin', params: IdParams, responses: { 204: null }, before: admin },
     async ({ params }, _req, res) => {
       await useCases.deleteProduct(params.id);
       res.status(204).end();
