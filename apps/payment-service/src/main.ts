@@ -1,5 +1,6 @@
 import { createAuth } from '@cloudretail/auth';
 import { createApp, finishApp } from '@cloudretail/http';
+import { createSequelize } from '@cloudretail/db';
 import { Counter } from '@cloudretail/metrics';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
 import { configSchema } from './config';
@@ -16,16 +17,19 @@ export const service: ServiceDefinition<typeof configSchema> = {
   migrations,
   async setup({ config, logger, metrics, sequelize, transport, faults }) {
     const paymentsTotal = new Counter({ name: 'payments_total', help: 'Payments reaching a status, by status', labelNames: ['status'] as const, registers: [metrics.registry] });
+    // The sandbox stands in for a remote PSP: a pool of its own, so a provider call made while a
+    // payment transaction holds a connection never waits on the service's pool.
+    const sandboxDb = createSequelize(config.DATABASE_URL, { logger, poolMax: 2 });
     const payments = paymentUseCases({
       sequelize,
       payments: paymentRepository(sequelize),
-      provider: createPaymentProvider(config.PAYMENT_PROVIDER),
+      provider: createPaymentProvider(config.PAYMENT_PROVIDER, { sandboxDb }),
       onStatus: (status) => paymentsTotal.inc({ status }),
     });
     const app = createApp({ logger, metrics, faults });
     paymentApi(payments, createAuth({ secret: config.JWT_SECRET })).mount(app);
     const consumer = await startOrderEventsConsumer({ transport, sequelize, payments });
-    return { app: finishApp(app), closers: [consumer] };
+    return { app: finishApp(app), closers: [consumer, { name: 'sandbox-provider', close: () => sandboxDb.close() }] };
   },
 };
 

@@ -71,7 +71,7 @@ describe('PaymentRequested', () => {
   });
 
   it('when the use-case is called concurrently for one order, then the provider charges once', async () => {
-    const sandbox = createSandboxProvider();
+    const sandbox = createSandboxProvider(service.ctx.sequelize);
     const useCases = paymentUseCases({ sequelize: service.ctx.sequelize, payments: paymentRepository(service.ctx.sequelize), provider: sandbox });
     const request = { orderId: randomUUID(), userId: randomUUID(), amountCents: 999, currency: 'USD', paymentToken: 'tok_mastercard' };
 
@@ -79,7 +79,7 @@ describe('PaymentRequested', () => {
 
     expect(new Set(results.map((p) => p.id)).size).toBe(1);
     expect(results.every((p) => p.status === 'CAPTURED')).toBe(true);
-    expect(sandbox.capturedCount(request.orderId)).toBe(1);
+    expect(await sandbox.capturedCount(request.orderId)).toBe(1);
     expect(await historyOf(request.orderId)).toEqual(['PENDING', 'CAPTURED']);
   });
 

@@ -21,6 +21,9 @@ export interface CaptureResult {
 export interface PaymentProvider {
   readonly name: string;
   capture(request: CaptureRequest): Promise<CaptureResult>;
-  /** Refunds a captured charge; repeating a refund of the same charge is harmless. */
-  refund(providerRef: string, amountCents: number): Promise<void>;
+  /**
+   * Refunds a captured charge. `idempotencyKey` names the refund at the provider: the same key
+   * again returns the first refund (never a second one), whichever replica asks.
+   */
+  refund(providerRef: string, amountCents: number, idempotencyKey: string): Promise<void>;
 }

@@ -31,7 +31,8 @@ export function paymentUseCases({ sequelize, payments, provider, onStatus = () =
   const countAfterCommit = (t: Transaction, status: PaymentStatus) => t.afterCommit(() => onStatus(status));
 
   async function refundCaptured(payment: PaymentRecord, reason: string, t: Transaction): Promise<PaymentRecord> {
-    await provider.refund(payment.providerRef ?? '', payment.amountCents);
+    // One full refund per payment: its id is the refund's idempotency key at the provider.
+    await provider.refund(payment.providerRef ?? '', payment.amountCents, `refund:${payment.id}`);
     const refunded = await payments.setStatus(payment.id, 'REFUNDED', { reason }, t);
     await enqueue(sequelize, t, [createEvent('PaymentRefunded', payment.orderId, moneyOf(refunded))]);
     countAfterCommit(t, 'REFUNDED');

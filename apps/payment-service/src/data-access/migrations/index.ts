@@ -38,4 +38,31 @@ export const migrations: Migration[] = [
       `),
     down: ({ sql }) => sql('DROP TABLE payment_status_history; DROP TABLE payments'),
   },
+  {
+    name: '002-create-sandbox-provider',
+    // The sandbox provider's own state, as a PSP keeps it on its side: durable and shared by every
+    // replica, so a refund handled by another process finds the charge. Only the sandbox adapter
+    // reads or writes these tables.
+    up: ({ sql }) =>
+      sql(`
+        CREATE TABLE sandbox_charges (
+          id text PRIMARY KEY,
+          idempotency_key text NOT NULL UNIQUE,
+          amount_cents bigint NOT NULL CHECK (amount_cents >= 0),
+          currency char(3) NOT NULL,
+          approved boolean NOT NULL,
+          decline_reason text,
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE sandbox_refunds (
+          id text PRIMARY KEY,
+          idempotency_key text NOT NULL UNIQUE,
+          charge_id text NOT NULL REFERENCES sandbox_charges (id),
+          amount_cents bigint NOT NULL CHECK (amount_cents > 0),
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX sandbox_refunds_by_charge ON sandbox_refunds (charge_id);
+      `),
+    down: ({ sql }) => sql('DROP TABLE sandbox_refunds; DROP TABLE sandbox_charges'),
+  },
 ];
