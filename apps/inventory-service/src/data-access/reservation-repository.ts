@@ -58,6 +58,12 @@ export function reservationRepository(sequelize: Sequelize) {
       });
     },
 
+    /** Why a released reservation was released (`expired` when the sweeper did it), or null. */
+    async releaseReasonOf(orderId: string, transaction: Transaction): Promise<string | null> {
+      const [row] = await query<{ release_reason: string | null }>('SELECT release_reason FROM reservations WHERE order_id = $1', [orderId], transaction);
+      return row?.release_reason ?? null;
+    },
+
     /** Gives the id back after a failed attempt, so a later retry can reserve it. */
     async remove(orderId: string, transaction: Transaction): Promise<void> {
       await sequelize.query('DELETE FROM reservations WHERE order_id = $1', { bind: [orderId], transaction });

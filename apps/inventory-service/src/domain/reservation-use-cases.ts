@@ -1,4 +1,4 @@
-import { conflict, notFound } from '@cloudretail/errors';
+import { AppError, conflict, notFound } from '@cloudretail/errors';
 import type { Sequelize, Transaction } from '@cloudretail/db';
 import { type EventEnvelope, createEvent, enqueue } from '@cloudretail/events';
 import type { ReservationRepository } from '../data-access/reservation-repository';
@@ -55,6 +55,23 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
     });
   }
 
+  async function markCommitted(reservation: Reservation, extra: EventEnvelope[], t: Transaction): Promise<Reservation> {
+    await reservations.setStatus(reservation.orderId, 'COMMITTED', t);
+    await enqueue(sequelize, t, [createEvent('StockCommitted', reservation.orderId, { orderId: reservation.orderId, items: reservation.items }), ...extra]);
+    return { ...reservation, status: 'COMMITTED' };
+  }
+
+  /** A commit after the reservation expired: the units are sold from `available` if all are there (all or nothing). */
+  async function recommitExpired(reservation: Reservation, t: Transaction): Promise<Reservation> {
+    const { orderId, items } = reservation;
+    if ((await reservations.releaseReasonOf(orderId, t)) !== 'expired') throw conflict(`The reservation of order ${orderId} was released and cannot be committed`);
+    const levels = await stock.lock(productIds(items), t);
+    const shortages = shortagesOf(items, levels);
+    if (shortages.length) throw new AppError('conflict', `The reservation of order ${orderId} expired and its stock has been sold since`, shortages);
+    await stock.adjust(items.map((i) => ({ productId: i.productId, available: -i.quantity, reserved: 0 })), t);
+    return markCommitted(reservation, lowStockEvents(items, levels), t);
+  }
+
   /** Puts a held reservation's units back on sale. The caller holds the reservation's row lock. */
   async function releaseHeld(reservation: Reservation, reason: string, t: Transaction): Promise<Reservation> {
     await stock.lock(productIds(reservation.items), t);
@@ -62,6 +79,26 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
     await reservations.setStatus(reservation.orderId, 'RELEASED', t, reason);
     await enqueue(sequelize, t, [createEvent('StockReleased', reservation.orderId, { orderId: reservation.orderId, items: reservation.items, reason })]);
     return { ...reservation, status: 'RELEASED' };
+  }
+
+  /**
+   * The units are sold: they leave `reserved` for good. Committing twice is a no-op.
+   * A reservation the sweeper released because it expired (the payment came late) is sold from
+   * `available` instead, in the same transaction, when every unit is still there; otherwise a 409
+   * listing the short products. Any other released reservation is a 409. The sweeper and this
+   * lock the same reservation row, so expiry and commit never interleave: the units end either
+   * sold or on sale, never both. Errors are thrown before the first write.
+   */
+  async function commit(orderIdInput: string, transaction?: Transaction): Promise<Reservation> {
+    const orderId = orderIdInput.toLowerCase();
+    return within(transaction, async (t) => {
+      const reservation = await mustFind(orderId, t, true);
+      if (reservation.status === 'COMMITTED') return reservation;
+      if (reservation.status === 'RELEASED') return recommitExpired(reservation, t);
+      await stock.lock(productIds(reservation.items), t);
+      await stock.adjust(reservation.items.map((i) => ({ productId: i.productId, available: 0, reserved: -i.quantity })), t);
+      return markCommitted(reservation, [], t);
+    });
   }
 
   return {
@@ -97,19 +134,26 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
       });
     },
 
-    /** The units are sold: they leave `reserved` for good. Committing twice is a no-op; a released reservation is a 409. */
-    async commit(orderIdInput: string, transaction?: Transaction): Promise<Reservation> {
+    commit,
+
+    /**
+     * The saga's commit (OrderConfirmed): like `commit`, but when the units cannot be sold the
+     * fact is recorded as StockCommitFailed, so order-service refunds and cancels the order
+     * instead of leaving it CONFIRMED with nothing sold.
+     */
+    async commitForOrder(orderIdInput: string, transaction: Transaction): Promise<'committed' | 'failed'> {
       const orderId = orderIdInput.toLowerCase();
-      return within(transaction, async (t) => {
-        const reservation = await mustFind(orderId, t, true);
-        if (reservation.status === 'COMMITTED') return reservation;
-        if (reservation.status === 'RELEASED') throw conflict(`The reservation of order ${orderId} was released and cannot be committed`);
-        await stock.lock(productIds(reservation.items), t);
-        await stock.adjust(reservation.items.map((i) => ({ productId: i.productId, available: 0, reserved: -i.quantity })), t);
-        await reservations.setStatus(orderId, 'COMMITTED', t);
-        await enqueue(sequelize, t, [createEvent('StockCommitted', orderId, { orderId, items: reservation.items })]);
-        return { ...reservation, status: 'COMMITTED' as const };
-      });
+      try {
+        await commit(orderId, transaction);
+        return 'committed';
+      } catch (error) {
+        if (!(error instanceof AppError) || !['conflict', 'not_found'].includes(error.code)) throw error;
+        const shortages = (error.details ?? []) as Partial<Shortage>[];
+        const reason = error.code === 'not_found' ? 'not_reserved' : shortages.length ? 'out_of_stock' : 'released';
+        const productIds = shortages.flatMap((s) => (s.productId ? [s.productId] : []));
+        await enqueue(sequelize, transaction, [createEvent('StockCommitFailed', orderId, { orderId, reason, productIds })]);
+        return 'failed';
+      }
     },
 
     /** Reserved units go back on sale. Releasing twice is a no-op; a committed (sold) reservation is a 409. */

@@ -56,7 +56,7 @@ export function inventoryApi({ stock, reservations }: { stock: StockUseCases; re
     {
       method: 'post',
       path: '/reservations/:orderId/commit', operationId: 'commitReservation',
-      summary: 'Commit a reservation: its units are sold (idempotent; 409 when released)',
+      summary: 'Commit a reservation: its units are sold (idempotent). Expired: sold from available if all units are there, else 409 listing the short products; otherwise released: 409',
       auth: 'admin',
       params: OrderIdParams,
       responses: { 200: Reservation, 409: null },

@@ -18,7 +18,8 @@ interface Deps {
 
 /**
  * The saga's stock step: OrderPlaced → reserve (StockReserved / StockReservationFailed),
- * OrderConfirmed → commit, OrderCancelled → release, OrderRefunded → return the sold units.
+ * OrderConfirmed → commit (StockCommitted, or StockCommitFailed when the units cannot be sold),
+ * OrderCancelled → release, OrderRefunded → return the sold units.
  *
  * The domain operations run inside the inbox transaction (handleOnce), so the stock change, its
  * outbox events and the inbox row commit once: a redelivered event is a no-op, and a crash leaves
@@ -42,7 +43,7 @@ export async function startOrderEventsConsumer({ transport, sequelize, reservati
       const { orderId, items } = payload as PayloadOf<'OrderPlaced'>;
       return reservations.reserve(orderId, items.map(({ productId, quantity }) => ({ productId, quantity })), t);
     },
-    OrderConfirmed: ({ payload }, t) => reservations.commit((payload as PayloadOf<'OrderConfirmed'>).orderId, t),
+    OrderConfirmed: ({ payload }, t) => reservations.commitForOrder((payload as PayloadOf<'OrderConfirmed'>).orderId, t),
     OrderCancelled: ({ payload }, t) => {
       const { orderId, reason } = payload as PayloadOf<'OrderCancelled'>;
       return reservations.release(orderId, reason, t);
