@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import { AppError, toAppError } from '@cloudretail/errors';
+import { AppError, toAppError, validationFailed } from '@cloudretail/errors';
 import { type Logger, runWithContext } from '@cloudretail/logging';
 import type { Metrics } from '@cloudretail/metrics';
 import { type Faults, faultInjection } from './fault-injection';
@@ -17,6 +17,8 @@ export interface AppOptions {
   faults?: Faults;
   /** JSON body limit; larger bodies get `413`. */
   bodyLimit?: string;
+  /** Deepest nesting of arrays/objects a JSON body may have; deeper bodies get `400`. */
+  maxJsonDepth?: number;
   /** Parse JSON bodies (the gateway turns this off so proxied bodies stream through). */
   parseJson?: boolean;
   /**
@@ -45,7 +47,7 @@ export const requestId: RequestHandler = (req, res, next) => runWithContext({ re
  * The express app every service starts from: security headers, request id, metrics, JSON
  * parsing with a size limit, and `GET /metrics`. Add routes, then call {@link finishApp}.
  */
-export function createApp({ logger, metrics, faults, bodyLimit = '1mb', parseJson = true, logContext = true }: AppOptions): Express {
+export function createApp({ logger, metrics, faults, bodyLimit = '1mb', maxJsonDepth = 64, parseJson = true, logContext = true }: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('logger', logger);
@@ -57,9 +59,34 @@ export function createApp({ logger, metrics, faults, bodyLimit = '1mb', parseJso
   }
   const injected = faults && faultInjection(faults);
   if (injected) app.use(injected);
-  if (parseJson) app.use(express.json({ limit: bodyLimit }));
+  if (parseJson) app.use(express.json({ limit: bodyLimit }), boundJsonDepth(maxJsonDepth));
   return app;
 }
+
+/** Nesting depth of a parsed JSON value, walked without recursion and given up past `max`. */
+function jsonDepthOver(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
+ * JSON.parse copes with any nesting, but recursive code after it (JSON.stringify, validation,
+ * the database driver) overflows the stack on a body nested thousands deep: refuse those with 400.
+ */
+const boundJsonDepth =
+  (max: number): RequestHandler =>
+  (req, _res, next) =>
+    next(
+      jsonDepthOver(req.body, max)
+        ? validationFailed([{ location: 'body', path: '', message: `must not nest arrays and objects more than ${max} levels deep` }])
+        : undefined,
+    );
 
 /** Logs an error once, at a level that fits who caused it. */
 export function logError(logger: Logger, error: AppError, context: Record<string, unknown> = {}): void {

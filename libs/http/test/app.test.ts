@@ -146,3 +146,21 @@ describe('fault injection (deployment drills)', () => {
     expect((await request(finishApp(a)).get('/ok')).status).toBe(200);
   });
 });
+
+describe('JSON nesting depth', () => {
+  const nested = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+
+  it('when a body nests 10,000 deep, then 400 validation_failed in the envelope, not a stack overflow', async () => {
+    const { app } = buildApp();
+    const res = await request(app).post('/echo').set('content-type', 'application/json').send(nested(10_000));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'validation_failed', details: [{ location: 'body', path: '', message: expect.stringContaining('64 levels') }] });
+  });
+
+  it('when a body nests exactly 64 deep, then it is parsed and validated as usual', async () => {
+    const { app } = buildApp();
+    const res = await request(app).post('/echo').set('content-type', 'application/json').send(nested(64));
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['name', 'quantity']);
+  });
+});
