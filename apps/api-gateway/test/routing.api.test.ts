@@ -198,6 +198,13 @@ describe('GET /api/docs', () => {
     expect(doc.components.schemas['order-service.Session'].properties).toHaveProperty('orderId');
     expect(doc.paths['/api/orders'].get.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/order-service.Session');
     expect(doc.components.schemas).toHaveProperty('Error');
+    // The gateway's own answers: 401 on protected routes, 429/503 with retry-after, rate-limit headers on every answer.
+    const listOrders = doc.paths['/api/orders'].get.responses;
+    expect(listOrders['401'].content['application/json'].schema.$ref).toBe('#/components/schemas/Error');
+    expect(Object.keys(listOrders['429'].headers).sort()).toEqual(['ratelimit-limit', 'ratelimit-remaining', 'retry-after']);
+    expect(listOrders['200'].headers['ratelimit-remaining'].$ref).toBe('#/components/headers/RateLimitRemaining');
+    expect(doc.paths['/api/auth/login'].post.responses).not.toHaveProperty('401');
+    expect(doc.tags.map((t: { name: string }) => t.name)).toEqual(expect.arrayContaining(['order-service', 'product-service']));
     // A service that is down does not break the page; it is named.
     expect(doc['x-unavailable']).toHaveProperty('event-bus');
   });

@@ -66,8 +66,8 @@ export function createApp({ logger, metrics, faults, bodyLimit = '1mb', maxJsonD
 /** Nesting depth of a parsed JSON value, walked without recursion and given up past `max`. */
 function jsonDepthOver(value: unknown, max: number): boolean {
   const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length) {
-    const [v, depth] = stack.pop()!;
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [v, depth] = next;
     if (typeof v !== 'object' || v === null) continue;
     if (depth + 1 > max) return true;
     for (const child of Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);

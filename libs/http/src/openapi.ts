@@ -18,7 +18,12 @@ const refsOf = (value: unknown): string[] => {
   const found: string[] = [];
   const walk = (v: unknown) => {
     if (Array.isArray(v)) v.forEach(walk);
-    else if (isObject(v)) for (const [k, x] of Object.entries(v)) k === '$ref' && typeof x === 'string' ? found.push(x) : walk(x);
+    else if (isObject(v)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === '$ref' && typeof x === 'string') found.push(x);
+        else walk(x);
+      }
+    }
   };
   walk(value);
   return found;
