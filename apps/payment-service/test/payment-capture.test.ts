@@ -94,6 +94,27 @@ describe('PaymentRequested', () => {
   });
 });
 
+describe('unauthentic events', () => {
+  it('when a PaymentRequested is written straight to the stream unsigned (as anyone with Redis access could), then nothing is charged and it is dead-lettered', async () => {
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+    const forged = paymentRequested(orderId, userId);
+    const redis = new Redis(TEST_REDIS_URL);
+
+    await redis.xadd(`events:${prefix}orders`, '*', 'envelope', JSON.stringify(forged));
+    redis.disconnect();
+
+    const letter = await eventually(async () => {
+      const found = (await transport.listDeadLetters('payment-service')).find((l) => (l.envelope as { id?: string }).id === forged.id);
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(letter).toMatchObject({ attempts: 0, reason: expect.stringContaining('unauthentic event') });
+    expect(await query('SELECT 1 FROM payments WHERE order_id = $1', [orderId])).toEqual([]);
+    expect(await query('SELECT 1 FROM sandbox_charges WHERE idempotency_key = $1', [orderId])).toEqual([]);
+    expect(await query('SELECT 1 FROM inbox WHERE event_id = $1', [forged.id])).toEqual([]);
+  });
+});
+
 describe('OrderCancelled', () => {
   it('when the order is cancelled before its payment is requested, then a late PaymentRequested charges nothing', async () => {
     const [orderId, userId] = [randomUUID(), randomUUID()];

@@ -11,6 +11,8 @@ export const EnvelopeSchema = z.object({
   occurredAt: z.iso.datetime(),
   correlationId: z.string().optional(),
   payload: z.unknown(),
+  producer: z.string().optional(),
+  signature: z.string().optional(),
 });
 
 /** Every event on the backbone: who it is about (`aggregateId`, also the partition key) and what happened. */
@@ -23,6 +25,10 @@ export interface EventEnvelope<P = unknown> {
   /** The request id of the HTTP request that started the flow. */
   correlationId?: string;
   payload: P;
+  /** The service that signed it; consumers accept it only from the catalog's producer of `type` (signing.ts). */
+  producer?: string;
+  /** Ed25519 signature (base64) of the canonical envelope without this field; added when published. */
+  signature?: string;
 }
 
 export type PayloadOf<T extends EventType> = z.output<(typeof catalog)[T]['schema']>;

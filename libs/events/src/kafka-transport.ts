@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Admin, type ITopicConfig, Kafka, type LogEntry, Partitioners, type Producer, logLevel } from 'kafkajs';
 import type { Logger } from '@cloudretail/logging';
-import { DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type DeadLetterRecord, type SubscribeOptions, type Subscription, type Transport, aggregateIdOf, deliver, dlqTopic, toDeadLetter } from './transport';
+import type { EventSigning } from './signing';
+import { jitteredBackoff } from './backoff';
+import { type DeadLetterRecord, type DeliverOptions, definedOnly, type SubscribeOptions, type Subscription, type Transport, aggregateIdOf, deliver, dlqTopic, toDeadLetter } from './transport';
 
 export interface KafkaTransportOptions {
   brokers: string[];
@@ -15,8 +17,14 @@ export interface KafkaTransportOptions {
   sessionTimeoutMs?: number;
   /** Partitions a consumer handles at once; each partition stays one message at a time, in order. */
   concurrency?: number;
+  /** Retry policy defaults of every subscription (each may override them). */
   maxAttempts?: number;
+  retryForMs?: number;
   retryBackoffMs?: number;
+  maxRetryBackoffMs?: number;
+  /** Signs what is published and verifies what is consumed (see signing.ts); absent: neither. */
+  signing?: EventSigning;
+  onRejected?: DeliverOptions['onRejected'];
 }
 
 /** kafkajs logs through the service logger, so its lines are JSON like every other. */
@@ -48,8 +56,12 @@ export function createKafkaTransport({
   createTopics = true,
   sessionTimeoutMs = 10_000,
   concurrency = 8,
-  maxAttempts: defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
-  retryBackoffMs: defaultBackoffMs = DEFAULT_RETRY_BACKOFF_MS,
+  maxAttempts,
+  retryForMs,
+  retryBackoffMs,
+  maxRetryBackoffMs,
+  signing,
+  onRejected,
 }: KafkaTransportOptions): Transport {
   const kafka = new Kafka({ clientId, brokers, logLevel: logLevel.WARN, logCreator: pinoLogCreator(logger), retry: { retries: 5 } });
   const producer: Producer = kafka.producer({
@@ -77,7 +89,10 @@ export function createKafkaTransport({
 
   const sendDeadLetter = (group: string, record: DeadLetterRecord) => send(dlqTopic(group), [{ key: randomUUID(), value: JSON.stringify(record) }]);
 
-  async function subscribe({ group, topics, handle, maxAttempts = defaultMaxAttempts, retryBackoffMs = defaultBackoffMs }: SubscribeOptions): Promise<Subscription> {
+  const defaults = definedOnly({ maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs });
+
+  async function subscribe({ group, topics, handle, consumerName: _consumerName, ...options }: SubscribeOptions): Promise<Subscription> {
+    const policy = { ...defaults, ...definedOnly(options) };
     // The DLQ is compacted: a replay writes a tombstone for the dead letter's key.
     if (createTopics) await ensureTopics([...topics.map((topic) => ({ topic })), { topic: dlqTopic(group), configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }]);
     // Joining can fail while another member of the group is joining too (a SyncGroup error from
@@ -88,7 +103,7 @@ export function createKafkaTransport({
       } catch (error) {
         if (attempt >= 3) throw error;
         logger.warn({ err: error, group, attempt }, 'kafka consumer could not join its group; retrying');
-        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+        await new Promise((resolve) => setTimeout(resolve, jitteredBackoff(attempt, 500, 4_000)));
       }
     }
 
@@ -111,18 +126,22 @@ export function createKafkaTransport({
           autoCommit: false,
           // One message at a time per partition, so per-aggregate order holds; partitions in parallel.
           partitionsConsumedConcurrently: concurrency,
-          eachMessage: async ({ topic, partition, message }) => {
+          eachMessage: async ({ topic, partition, message, heartbeat }) => {
             if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
+            // Retries may last minutes: keep heartbeating so the group does not evict this consumer
+            // (kafkajs heartbeats only between messages otherwise). The partition waits meanwhile.
+            const beat = setInterval(() => void heartbeat().catch(() => undefined), Math.floor(sessionTimeoutMs / 5));
             const ack = await deliver({
               raw: message.value?.toString() ?? '',
               topic,
               handle,
-              maxAttempts,
-              retryBackoffMs,
+              ...policy,
               signal,
               logger,
+              signing,
+              onRejected,
               deadLetter: (record) => sendDeadLetter(group, record),
-            });
+            }).finally(() => clearInterval(beat));
             if (ack) await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
           },
         });
@@ -196,7 +215,7 @@ export function createKafkaTransport({
       if (!events.length) return;
       await send(
         topic,
-        events.map((event) => ({ key: event.aggregateId, value: JSON.stringify(event), headers: { type: event.type } })),
+        events.map((event) => ({ key: event.aggregateId, value: JSON.stringify(signing ? signing.sign(event) : event), headers: { type: event.type } })),
       );
     },
     subscribe,

@@ -2,11 +2,13 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from '@cloudretail/logging';
+import type { EventSigning } from './signing';
+import { jitteredBackoff } from './backoff';
 import {
-  DEFAULT_MAX_ATTEMPTS,
-  DEFAULT_RETRY_BACKOFF_MS,
   type DeadLetterRecord,
+  type DeliverOptions,
   aggregateIdOf,
+  definedOnly,
   type SubscribeOptions,
   type Subscription,
   type Transport,
@@ -28,8 +30,14 @@ export interface RedisTransportOptions {
   batchSize?: number;
   /** Aggregates of a read batch handled at once; one aggregate's messages are always handled one at a time, in order. */
   concurrency?: number;
+  /** Retry policy defaults of every subscription (each may override them). */
   maxAttempts?: number;
+  retryForMs?: number;
   retryBackoffMs?: number;
+  maxRetryBackoffMs?: number;
+  /** Signs what is published and verifies what is consumed (see signing.ts); absent: neither. */
+  signing?: EventSigning;
+  onRejected?: DeliverOptions['onRejected'];
 }
 
 const PREFIX = 'events:';
@@ -58,7 +66,7 @@ async function execOrThrow(multi: ReturnType<Redis['multi']>): Promise<void> {
 export function connectRedis(url: string, logger: Logger, name: string, options: RedisOptions = {}): Redis {
   // A short disconnectTimeout: ioredis keeps a timer that long after disconnect() when the socket
   // had already died, which holds the process open at shutdown.
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5_000, disconnectTimeout: 100, retryStrategy: (n) => Math.min(n * 200, 2_000), connectionName: name, ...options });
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5_000, disconnectTimeout: 100, retryStrategy: (n) => 100 + jitteredBackoff(n, 100, 2_000) /* jitter: replicas do not reconnect in step */, connectionName: name, ...options });
   let down = false;
   redis.on('error', (error) => {
     if (!down) logger.warn({ err: error, resource: name }, 'redis connection error');
@@ -85,8 +93,12 @@ export function createRedisTransport({
   blockMs = 5_000,
   batchSize = 50,
   concurrency = 8,
-  maxAttempts: defaultMaxAttempts = DEFAULT_MAX_ATTEMPTS,
-  retryBackoffMs: defaultBackoffMs = DEFAULT_RETRY_BACKOFF_MS,
+  maxAttempts,
+  retryForMs,
+  retryBackoffMs,
+  maxRetryBackoffMs,
+  signing,
+  onRejected,
 }: RedisTransportOptions): Transport {
   const redis = connectRedis(url, logger, 'events');
   const subscriptions = new Set<Subscription>();
@@ -102,7 +114,10 @@ export function createRedisTransport({
   const addDeadLetter = (group: string, record: DeadLetterRecord) =>
     redis.xadd(streamKey(dlqTopic(group)), 'MAXLEN', '~', maxLen, '*', 'topic', record.topic, 'reason', record.reason, 'attempts', record.attempts, 'failedAt', record.failedAt, 'envelope', record.raw);
 
-  async function subscribe({ group, topics, consumerName = `${hostname()}-${process.pid}`, handle, maxAttempts = defaultMaxAttempts, retryBackoffMs = defaultBackoffMs }: SubscribeOptions): Promise<Subscription> {
+  const defaults = definedOnly({ maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs });
+
+  async function subscribe({ group, topics, consumerName = `${hostname()}-${process.pid}`, handle, ...options }: SubscribeOptions): Promise<Subscription> {
+    const policy = { ...defaults, ...definedOnly(options) };
     const keys = topics.map(streamKey);
     for (const key of keys) await ensureGroup(key, group);
     const blocking = redis.duplicate({ connectionName: `events:${group}` }); // XREADGROUP BLOCK holds its connection
@@ -138,7 +153,7 @@ export function createRedisTransport({
             if (signal.aborted) return; // the rest stays pending and is redelivered
             const ack =
               raw === null ||
-              (await deliver({ raw, topic: key.slice(PREFIX.length), handle, maxAttempts, retryBackoffMs, signal, logger, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
+              (await deliver({ raw, topic: key.slice(PREFIX.length), handle, ...policy, signal, logger, signing, onRejected, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
             if (ack) done.push(id);
           }
         }
@@ -185,7 +200,7 @@ export function createRedisTransport({
           failures += 1;
           ownPendingFirst = true; // a message whose ack or dead-letter write failed is still ours: retry it
           logger.error({ err: error, group, topics }, 'reading events failed; retrying');
-          await sleep(Math.min(100 * 2 ** failures, 5_000), undefined, { signal }).catch(() => undefined);
+          await sleep(jitteredBackoff(failures, 100, 5_000), undefined, { signal }).catch(() => undefined);
         }
       }
     })();
@@ -226,7 +241,7 @@ export function createRedisTransport({
     async publish(topic, events) {
       if (!events.length) return;
       const multi = redis.multi();
-      for (const event of events) multi.xadd(streamKey(topic), 'MAXLEN', '~', maxLen, '*', 'envelope', JSON.stringify(event));
+      for (const event of events) multi.xadd(streamKey(topic), 'MAXLEN', '~', maxLen, '*', 'envelope', JSON.stringify(signing ? signing.sign(event) : event));
       await execOrThrow(multi);
     },
     subscribe,

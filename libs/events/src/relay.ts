@@ -1,4 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import { jitteredBackoff } from './backoff';
 import { onOutboxCommit } from './outbox';
 import type { Logger } from '@cloudretail/logging';
 import type { EventEnvelope } from './envelope';
@@ -128,7 +129,7 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
         .then(({ failed, more }) => {
           running = false;
           failures = failed ? failures + 1 : 0;
-          if (failed) schedule(Math.min(pollMs * 2 ** failures, maxBackoffMs));
+          if (failed) schedule(jitteredBackoff(failures, pollMs, maxBackoffMs)); // jitter: replicas' relays do not retry in step
           else if (more) schedule(0);
           else if (woken) {
             schedule(wakeDelayMs);

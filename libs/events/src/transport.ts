@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, runWithContext } from '@cloudretail/logging';
 import { type EventEnvelope, parseEvent } from './envelope';
+import { jitteredBackoff } from './backoff';
+import { type EventSigning, UnauthenticEventError } from './signing';
 
 /** Handles one event. Throwing means "not handled": the message is retried, then dead-lettered. */
 export type EventHandler = (event: EventEnvelope) => Promise<unknown>;
@@ -12,10 +14,14 @@ export interface SubscribeOptions {
   /** Stable name of this consumer within the group (Redis: owner of its pending messages). */
   consumerName?: string;
   handle: EventHandler;
-  /** Handler attempts before the message goes to the dead-letter topic. */
+  /** When set, caps the handler attempts before the message goes to the dead-letter topic. */
   maxAttempts?: number;
-  /** Backoff before the 2nd attempt; doubles after each failure. */
+  /** How long a failing message is retried before it goes to the dead-letter topic. */
+  retryForMs?: number;
+  /** Ceiling of the first retry's random wait; doubles after each failure. */
   retryBackoffMs?: number;
+  /** Cap of one retry's wait. */
+  maxRetryBackoffMs?: number;
 }
 
 export interface Subscription {
@@ -57,8 +63,9 @@ export interface Transport {
 
 export const dlqTopic = (group: string) => `dlq.${group}`;
 
-export const DEFAULT_MAX_ATTEMPTS = 5;
-export const DEFAULT_RETRY_BACKOFF_MS = 200;
+/** The retry policy's defaults: minutes of retries, so a database failover or a short outage dead-letters nothing. */
+export const RETRY_DEFAULTS = { retryForMs: 300_000, retryBackoffMs: 200, maxRetryBackoffMs: 30_000 } as const;
+export type RetryPolicy = Pick<SubscribeOptions, 'maxAttempts' | 'retryForMs' | 'retryBackoffMs' | 'maxRetryBackoffMs'>;
 
 /** The fields a DLQ record stores, whatever the transport. */
 export interface DeadLetterRecord {
@@ -90,49 +97,67 @@ export function aggregateIdOf(raw: string): string | undefined {
   }
 }
 
+/** `{ ...defaults, ...options }` without an explicit `undefined` overriding a default. */
+export const definedOnly = <T extends object>(options: T): Partial<T> => Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+
 const describe = (error: unknown) => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
-export interface DeliverOptions {
+export interface DeliverOptions extends RetryPolicy {
   raw: string;
   topic: string;
   handle: EventHandler;
-  maxAttempts: number;
-  retryBackoffMs: number;
   deadLetter: (record: DeadLetterRecord) => Promise<void>;
   /** Aborted when the subscription stops: cuts a retry backoff short. */
   signal: AbortSignal;
   logger: Logger;
+  /** Verifies who produced the event; without it every valid envelope is believed (tests of the transport alone). */
+  signing?: EventSigning;
+  /** Called for each event refused as unauthentic (a metric). */
+  onRejected?: (info: { topic: string; type: string }) => void;
 }
 
 /**
- * The poison-message policy both transports share: parse, call the handler with retries and
- * exponential backoff, dead-letter after `maxAttempts` (or at once for an invalid envelope).
+ * The poison-message policy both transports share: parse and authenticate, call the handler with
+ * retries (capped exponential backoff with full jitter), dead-letter once the next wait would pass
+ * `retryForMs` or `maxAttempts` is reached (at once for an invalid or unauthentic envelope).
  * Resolves `true` when the message may be acknowledged, `false` when it was abandoned because the
  * subscription is stopping (it stays unacknowledged and is redelivered).
  */
-export async function deliver({ raw, topic, handle, maxAttempts, retryBackoffMs, deadLetter, signal, logger }: DeliverOptions): Promise<boolean> {
+export async function deliver({ raw, topic, handle, deadLetter, signal, logger, signing, onRejected, ...policy }: DeliverOptions): Promise<boolean> {
+  const { maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs } = { ...RETRY_DEFAULTS, ...definedOnly(policy) };
   let event: EventEnvelope;
   try {
-    event = parseEvent(JSON.parse(raw));
+    const json = JSON.parse(raw) as Record<string, unknown>;
+    event = parseEvent(json);
+    // The raw JSON, not the parsed event: schema parsing may drop fields the producer signed.
+    signing?.verify(json);
   } catch (error) {
-    logger.error({ err: error, topic }, 'invalid event envelope; dead-lettered');
-    await deadLetter({ topic, reason: `invalid envelope: ${describe(error)}`, attempts: 0, failedAt: new Date().toISOString(), raw });
+    const unauthentic = error instanceof UnauthenticEventError;
+    if (unauthentic) {
+      const type = String((JSON.parse(raw) as { type?: unknown }).type);
+      onRejected?.({ topic, type });
+      logger.error({ topic, type, reason: error.message }, 'unauthentic event refused; dead-lettered, not handled');
+    } else logger.error({ err: error, topic }, 'invalid event envelope; dead-lettered');
+    await deadLetter({ topic, reason: `${unauthentic ? 'unauthentic event' : 'invalid envelope'}: ${describe(error)}`, attempts: 0, failedAt: new Date().toISOString(), raw });
     return true;
   }
   return runWithContext({ requestId: event.correlationId ?? event.id }, async () => {
+    const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         await handle(event);
         return true;
       } catch (error) {
+        const waitMs = jitteredBackoff(attempt - 1, retryBackoffMs, maxRetryBackoffMs);
         const context = { err: error, topic, eventId: event.id, type: event.type, attempt };
-        if (attempt >= maxAttempts) {
+        if ((maxAttempts !== undefined && attempt >= maxAttempts) || Date.now() - started + waitMs > retryForMs) {
           logger.error(context, 'event handler failed; dead-lettered');
           await deadLetter({ topic, reason: describe(error), attempts: attempt, failedAt: new Date().toISOString(), raw });
           return true;
         }
-        logger.warn(context, 'event handler failed; retrying');
-        const stopped = await sleep(retryBackoffMs * 2 ** (attempt - 1), false, { signal }).catch(() => true);
+        logger.warn({ ...context, waitMs }, 'event handler failed; retrying');
+        // Aborted when the subscription stops: the message stays unacknowledged and is redelivered.
+        const stopped = await sleep(waitMs, false, { signal }).catch(() => true);
         if (stopped) return false;
       }
     }

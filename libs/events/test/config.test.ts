@@ -5,10 +5,11 @@ import { logger } from './support';
 const schema = z.object(eventsConfig);
 
 describe('events config', () => {
-  it('when nothing is set, then the defaults select Redis with five attempts', () => {
+  it('when nothing is set, then the defaults select Redis, five minutes of retries with no attempt cap, and 72 h of outbox retention', () => {
     const config = loadConfig(schema, {});
 
-    expect(config).toMatchObject({ EVENT_TRANSPORT: 'redis', EVENT_MAX_ATTEMPTS: 5, KAFKA_IDEMPOTENT: true, OUTBOX_POLL_MS: 500 });
+    expect(config).toMatchObject({ EVENT_TRANSPORT: 'redis', EVENT_RETRY_FOR_MS: 300_000, EVENT_RETRY_MAX_BACKOFF_MS: 30_000, KAFKA_IDEMPOTENT: true, OUTBOX_POLL_MS: 500, OUTBOX_RETENTION_HOURS: 72 });
+    expect(config.EVENT_MAX_ATTEMPTS).toBeUndefined();
   });
 
   it('when kafka is chosen, then KAFKA_BROKERS is split into a list', () => {

@@ -1,7 +1,7 @@
 import { Kafka, Partitioners, type Producer, logLevel } from 'kafkajs';
 import { createKafkaTransport } from '../src';
 import { type KafkaMock, startKafkaMock } from './kafka-mock';
-import { logger } from './support';
+import { devSigning, logger } from './support';
 import { transportContract } from './transport-contract';
 
 // Every consumer group join on the mock cluster takes about three seconds.
@@ -22,7 +22,7 @@ afterAll(async () => {
 describe('kafka transport contract (librdkafka mock cluster)', () => {
   transportContract(() => ({
     // The mock has no controller (no createTopics) and no idempotent producer: it auto-creates topics.
-    create: () => createKafkaTransport({ brokers: mock.brokers, clientId: 'events-test', logger, idempotent: false, createTopics: false, sessionTimeoutMs: 6_000 }),
+    create: () => createKafkaTransport({ brokers: mock.brokers, clientId: 'events-test', logger, idempotent: false, createTopics: false, sessionTimeoutMs: 6_000, signing: devSigning }),
     publishRaw: async (topic, key, value) => {
       await raw.send({ topic, messages: [{ key, value }] });
     },

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { TEST_REDIS_URL } from '@cloudretail/testing';
 import { type Transport, createRedisTransport, dlqTopic, streamKey } from '../src';
-import { eventually, logger, stockEvent, uniqueName } from './support';
+import { devSigning, eventually, logger, stockEvent, uniqueName } from './support';
 import { transportContract } from './transport-contract';
 
 let redis: Redis;
@@ -13,7 +13,7 @@ afterAll(async () => {
   await redis.quit();
 });
 
-const create = (options: { claimIdleMs?: number; maxLen?: number } = {}) => createRedisTransport({ url: TEST_REDIS_URL, logger, blockMs: 500, ...options });
+const create = (options: { claimIdleMs?: number; maxLen?: number } = {}) => createRedisTransport({ url: TEST_REDIS_URL, logger, blockMs: 500, signing: devSigning, ...options });
 const cleanup = async ({ topics, groups }: { topics: string[]; groups: string[] }) => {
   const keys = [...topics, ...groups.map(dlqTopic)].map(streamKey);
   if (keys.length) await redis.del(...keys);

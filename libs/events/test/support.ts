@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createEvent } from '../src';
+import { createEvent, createEventSigning } from '../src';
 import { createLogger } from '@cloudretail/logging';
 
 export const logger = createLogger({ name: 'events-test', level: (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent' });
@@ -11,3 +11,6 @@ export const uniqueName = (prefix: string) => `${prefix}-${randomUUID().slice(0,
 export const stockEvent = (productId: string = randomUUID(), available = 1) => createEvent('StockLevelSet', productId, { productId, available });
 
 export { eventually } from '@cloudretail/testing';
+
+/** Development signing (keys derived from the default seed), as every process uses without keys. */
+export const devSigning = createEventSigning();

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventEnvelope, Subscription, Transport } from '../src';
-import { eventually, stockEvent, uniqueName } from './support';
+import { createEvent } from '../src';
+import { devSigning, eventually, stockEvent, uniqueName } from './support';
 
 /** What the contract needs from one adapter's test setup. */
 export interface TransportHarness {
@@ -71,7 +72,7 @@ export function transportContract(harness: () => TransportHarness) {
     await bus.publish(t, [event]);
 
     // Assert
-    await eventually(() => expect(consumer.received).toEqual([event]));
+    await eventually(() => expect(consumer.received).toEqual([{ ...event, producer: 'inventory-service', signature: expect.any(String) }]));
     expect(consumer.received[0].payload).toEqual({ productId: event.aggregateId, available: 7 });
   });
 
@@ -163,7 +164,7 @@ export function transportContract(harness: () => TransportHarness) {
       return letters;
     });
     expect(consumer.calls()).toBe(3);
-    expect(letter).toMatchObject({ group: g, topic: t, attempts: 3, envelope: poison });
+    expect(letter).toMatchObject({ group: g, topic: t, attempts: 3, envelope: { ...poison, producer: 'inventory-service' } });
     expect(letter.reason).toContain('price service down');
     // the original was acknowledged: the consumer moved on to the next message
     broken = false;
@@ -209,6 +210,33 @@ export function transportContract(harness: () => TransportHarness) {
     const invalid = letters.find((l) => (l.envelope as { id?: string }).id === badPayload.id);
     expect(garbage).toMatchObject({ topic: t, attempts: 0, reason: expect.stringContaining('invalid envelope') });
     expect(invalid).toMatchObject({ topic: t, attempts: 0, reason: expect.stringContaining('productId') });
+    expect(consumer.calls()).toBe(1);
+  });
+
+  it('when an unsigned or tampered event is written straight to the topic (as anyone with broker access could), then it is dead-lettered as unauthentic and never handled', async () => {
+    // Arrange
+    const bus = transport();
+    const [t, g] = [topic(), group()];
+    const consumer = recorder();
+    await bus.subscribe({ group: g, topics: [t], handle: consumer.handle });
+    const forged = createEvent('PaymentCaptured', randomUUID(), { paymentId: randomUUID(), orderId: randomUUID(), amountCents: 0, currency: 'USD' });
+    const genuine = createEvent('PaymentCaptured', randomUUID(), { paymentId: randomUUID(), orderId: randomUUID(), amountCents: 4200, currency: 'USD' });
+    const tampered = { ...devSigning.sign(genuine), id: randomUUID(), payload: { ...genuine.payload, amountCents: 1 } };
+
+    // Act
+    await harness().publishRaw(t, forged.aggregateId, JSON.stringify(forged));
+    await harness().publishRaw(t, tampered.aggregateId, JSON.stringify(tampered));
+    await bus.publish(t, [genuine]); // signed by the transport
+
+    // Assert
+    await eventually(() => expect(consumer.ids()).toEqual([genuine.id]));
+    const letters = await eventually(async () => {
+      const found = await bus.listDeadLetters(g);
+      expect(found).toHaveLength(2);
+      return found;
+    });
+    expect(letters.map((l) => (l.envelope as { id: string }).id).sort()).toEqual([forged.id, tampered.id].sort());
+    for (const letter of letters) expect(letter).toMatchObject({ attempts: 0, reason: expect.stringContaining('unauthentic event') });
     expect(consumer.calls()).toBe(1);
   });
 }
