@@ -1,5 +1,30 @@
+import { isIP } from 'node:net';
 import { eventsConfig } from '@cloudretail/events';
 import { dataServiceBase, port, positiveInt, z } from '@cloudretail/config';
+
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * express's `trust proxy` setting: `true`/`false`, a hop count, or a comma-separated list of
+ * addresses, CIDRs and the names loopback, linklocal, uniquelocal. Checked here so a typo names the
+ * variable at start-up instead of failing inside express.
+ */
+const trustProxy = () =>
+  z
+    .string()
+    .default('loopback, uniquelocal')
+    .transform((value, ctx): boolean | number | string[] => {
+      const v = value.trim();
+      if (v === 'true' || v === 'false') return v === 'true';
+      if (/^\d+$/.test(v)) return Number(v);
+      const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
+      const bad = entries.filter((e) => !PROXY_RANGES.has(e) && !isIP(e.split('/')[0]));
+      if (entries.length === 0 || bad.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `must be true, false, a hop count or a list of addresses, CIDRs, loopback, linklocal, uniquelocal (bad: ${bad.join(', ') || 'empty'})` });
+        return z.NEVER;
+      }
+      return entries;
+    });
 
 export const configSchema = z
   .object({
@@ -16,8 +41,14 @@ export const configSchema = z
       .max(20)
       .default(15)
       .describe('scrypt cost as log2(N); raising it re-hashes each password at its next login'),
-    LOGIN_MAX_FAILURES_PER_ACCOUNT: positiveInt(5).describe('Failed logins allowed per email within the window before 429'),
+    TRUST_PROXY: trustProxy().describe(
+      'Peers whose X-Forwarded-For names the client (express `trust proxy`): the gateway. Default loopback and private ranges; `false` uses the socket address',
+    ),
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: positiveInt(5).describe(
+      'Failed logins per email within the window before 429 for clients that never signed in to it (a known client: its own failures at its address)',
+    ),
     LOGIN_MAX_FAILURES_PER_IP: positiveInt(20).describe('Failed logins allowed per client IP within the window before 429'),
+    LOGIN_KNOWN_CLIENT_DAYS: positiveInt(30).describe('How long an address that signed in to an account stays exempt from that account’s lock'),
     LOGIN_THROTTLE_WINDOW_SECONDS: positiveInt(900).describe('Length of the login throttling window, counted from the first failure'),
     LOGIN_THROTTLE_KEY_PREFIX: z.string().min(1).default('user-service:login').describe('Redis key prefix of the login failure counters'),
   })

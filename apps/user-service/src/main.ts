@@ -24,6 +24,8 @@ export const service: ServiceDefinition<typeof configSchema> = {
         maxPerIp: config.LOGIN_MAX_FAILURES_PER_IP,
         windowSeconds: config.LOGIN_THROTTLE_WINDOW_SECONDS,
         keyPrefix: config.LOGIN_THROTTLE_KEY_PREFIX,
+        knownClientSeconds: config.LOGIN_KNOWN_CLIENT_DAYS * 86_400,
+        maxKnownClients: 20,
       }),
       issueToken: auth.sign,
       logger,
@@ -33,6 +35,8 @@ export const service: ServiceDefinition<typeof configSchema> = {
       logger.info({ outcome }, outcome === 'created' ? 'admin account created' : 'admin account already exists');
     }
     const app = createApp({ logger, metrics, faults });
+    // req.ip is the client the gateway names in X-Forwarded-For, believed only from TRUST_PROXY peers.
+    app.set('trust proxy', config.TRUST_PROXY);
     userApi(useCases, auth).mount(app);
     return { app: finishApp(app) };
   },
