@@ -23,7 +23,7 @@ export const eventsConfig = {
   EVENT_SIGNING_KEY: z.string().min(1).optional().describe("This service's Ed25519 private key (PEM or base64 DER PKCS#8) to sign the events it publishes; required in production"),
   EVENT_VERIFY_KEYS: z.string().min(1).optional().describe('service=<base64 DER SPKI>,… the public key of every producing service; required in production'),
   EVENT_DEV_KEY_SEED: z.string().min(1).default('cloudretail-dev').describe('Outside production and without EVENT_VERIFY_KEYS: seed of the derived development key pairs (the same in every process of one platform)'),
-  OUTBOX_RETENTION_HOURS: z.coerce.number().positive().default(72).describe('Published outbox rows (which hold payment tokens) are deleted this long after publishing'),
+  OUTBOX_RETENTION_HOURS: z.coerce.number().positive().default(24).describe('Published outbox rows (which hold payment tokens) are deleted this long after publishing'),
   OUTBOX_POLL_MS: milliseconds(500).describe('How often the outbox relay looks for unpublished events'),
   OUTBOX_BATCH_SIZE: positiveInt(100).describe('Outbox rows the relay claims per round'),
   OUTBOX_WAKE_DELAY_MS: milliseconds(5).describe('After a commit that wrote outbox rows, how long the relay waits so that a burst of commits shares one round'),

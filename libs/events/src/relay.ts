@@ -1,4 +1,5 @@
 import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import { repeat } from '@cloudretail/shutdown';
 import { jitteredBackoff } from './backoff';
 import { onOutboxCommit } from './outbox';
 import type { Logger } from '@cloudretail/logging';
@@ -17,6 +18,10 @@ export interface OutboxRelayOptions {
   maxBackoffMs?: number;
   /** How long a wake-up after a commit waits before its round, so the commits of a burst share one round. */
   wakeDelayMs?: number;
+  /** Published rows are deleted this long after publishing (they hold payment tokens; nothing reads them again). */
+  retentionHours?: number;
+  /** How often published rows past `retentionHours` are swept. */
+  sweepIntervalMs?: number;
 }
 
 export interface RelayRound {
@@ -30,7 +35,9 @@ export interface RelayRound {
 export interface OutboxRelay {
   /** One round: claim pending rows, publish them in order, mark them published. */
   runOnce(): Promise<RelayRound>;
-  /** Stops polling and waits for a round in progress. */
+  /** Deletes published rows older than the retention; resolves the number deleted. */
+  sweep(): Promise<number>;
+  /** Stops polling and sweeping, and waits for a round or sweep in progress. */
   stop(): Promise<void>;
 }
 
@@ -47,7 +54,17 @@ interface Row {
  * at least once (a crash after publishing and before marking republishes); consumers dedupe with
  * {@link handleOnce}.
  */
-export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, batchSize = 100, maxBackoffMs = 30_000, wakeDelayMs = 5 }: OutboxRelayOptions): OutboxRelay {
+export function startOutboxRelay({
+  sequelize,
+  transport,
+  logger,
+  pollMs = 500,
+  batchSize = 100,
+  maxBackoffMs = 30_000,
+  wakeDelayMs = 5,
+  retentionHours = 24,
+  sweepIntervalMs = 15 * 60_000,
+}: OutboxRelayOptions): OutboxRelay {
   const query = <T extends object>(sql: string, bind: unknown[], transaction: Transaction) => sequelize.query<T>(sql, { bind, transaction, type: QueryTypes.SELECT });
   const exec = (sql: string, bind: unknown[], transaction: Transaction) => sequelize.query(sql, { bind, transaction });
 
@@ -142,13 +159,35 @@ export function startOutboxRelay({ sequelize, transport, logger, pollMs = 500, b
   const unsubscribe = onOutboxCommit(sequelize, wake);
   schedule(0);
 
+  async function sweep(): Promise<number> {
+    let deleted = 0;
+    // In slices, so no statement holds many row locks or runs long; every replica may sweep (deleting is idempotent).
+    for (;;) {
+      const [, result] = (await sequelize.query(
+        `DELETE FROM outbox WHERE id IN (
+           SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT 5000 FOR UPDATE SKIP LOCKED
+         )`,
+        { bind: [retentionHours * 3600] },
+      )) as [unknown, { rowCount?: number }];
+      deleted += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < 5000) return deleted;
+    }
+  }
+  const sweeper = repeat('outbox-retention', sweepIntervalMs, () =>
+    sweep().then(
+      (deleted) => void (deleted && logger.info({ deleted, retentionHours }, 'deleted published outbox rows past retention')),
+      (error: unknown) => logger.warn({ err: error }, 'outbox retention sweep failed; next sweep retries'),
+    ),
+  );
+
   return {
     runOnce,
+    sweep,
     async stop() {
       stopped = true;
       unsubscribe();
       clearTimeout(timer);
-      await current;
+      await Promise.all([current, sweeper.close()]);
     },
   };
 }

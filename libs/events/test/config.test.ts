@@ -5,10 +5,10 @@ import { logger } from './support';
 const schema = z.object(eventsConfig);
 
 describe('events config', () => {
-  it('when nothing is set, then the defaults select Redis, five minutes of retries with no attempt cap, and 72 h of outbox retention', () => {
+  it('when nothing is set, then the defaults select Redis, five minutes of retries with no attempt cap, and 24 h of outbox retention', () => {
     const config = loadConfig(schema, {});
 
-    expect(config).toMatchObject({ EVENT_TRANSPORT: 'redis', EVENT_RETRY_FOR_MS: 300_000, EVENT_RETRY_MAX_BACKOFF_MS: 30_000, KAFKA_IDEMPOTENT: true, OUTBOX_POLL_MS: 500, OUTBOX_RETENTION_HOURS: 72 });
+    expect(config).toMatchObject({ EVENT_TRANSPORT: 'redis', EVENT_RETRY_FOR_MS: 300_000, EVENT_RETRY_MAX_BACKOFF_MS: 30_000, KAFKA_IDEMPOTENT: true, OUTBOX_POLL_MS: 500, OUTBOX_RETENTION_HOURS: 24 });
     expect(config.EVENT_MAX_ATTEMPTS).toBeUndefined();
   });
 

@@ -38,7 +38,7 @@ const redisTransport = (url = TEST_REDIS_URL) => {
   cleanups.push(() => transport.close());
   return transport;
 };
-const relay = (options: { transport: Transport; sequelize?: Sequelize; batchSize?: number; pollMs?: number }) => {
+const relay = (options: { transport: Transport; sequelize?: Sequelize; batchSize?: number; pollMs?: number; retentionHours?: number; sweepIntervalMs?: number }) => {
   const started = startOutboxRelay({ sequelize, logger, pollMs: 20, maxBackoffMs: 200, ...options });
   cleanups.push(() => started.stop());
   return started;
@@ -236,5 +236,28 @@ describe('outbox relay', () => {
       const order = rows.filter((r) => r.event.aggregateId === aggregate).map((r) => position.get(r.event.id)!);
       expect(order).toEqual([...order].sort((x, y) => x - y));
     }
+  });
+});
+
+describe('outbox retention', () => {
+  it('when published rows are older than the retention, then the periodic sweep deletes them and keeps recent and pending rows', async () => {
+    // Arrange: published 25 h ago, published 1 h ago, and pending since 30 h (never deleted: not yet sent)
+    const topic = newTopic();
+    const [old, recent, pending] = [stockEvent(), stockEvent(), stockEvent()];
+    await insertOutbox([old, recent, pending].map((event) => ({ topic, event })));
+    await sequelize.query(
+      `UPDATE outbox SET created_at = now() - interval '30 hours',
+         published_at = CASE id WHEN $1::uuid THEN now() - interval '25 hours' WHEN $2::uuid THEN now() - interval '1 hour' END
+       WHERE id = ANY($3)`,
+      { bind: [old.id, recent.id, [old.id, recent.id, pending.id]] },
+    );
+    // a broker that refuses everything, so the relay leaves the pending row pending
+    const refusing = { ...redisTransport(), publish: async () => Promise.reject(new Error('broker down')) } as Transport;
+
+    // Act
+    relay({ transport: refusing, retentionHours: 24, sweepIntervalMs: 50 });
+
+    // Assert
+    await eventually(async () => expect((await outboxRows([old.id, recent.id, pending.id])).map((r) => r.id)).toEqual([recent.id, pending.id]));
   });
 });
