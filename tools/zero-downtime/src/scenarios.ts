@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { type KeyObject, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { createAuth } from '@cloudretail/auth';
@@ -17,6 +17,7 @@ import {
   sumCounters,
 } from '../../deploy/src/verify';
 import { buildPreviousUserService, ensureBuild, removeBuild } from './builds';
+import { type ContainerGroup, startContainer, stopContainer } from './containers';
 import { type Load, type LoadRequest, type RequestResult, failed, startLoad, within } from './load';
 import { type Nginx, startNginx } from './nginx';
 import { type ProcessGroup, type Replica, probe, sleep, startReplica, stopReplica } from './processes';
@@ -53,8 +54,26 @@ export interface ScenarioContext {
 const r1 = (n: number) => Math.round(n * 10) / 10;
 const ms = (n: number) => `${Math.round(n)} ms`;
 
-/** Settings shared by every replica: a fresh database, Redis names of their own, quiet logs. */
-function serviceEnv(databaseUrl: string, jwtSecret: string, overrides: Record<string, string>): Record<string, string> {
+/** The services that publish events; each signs its own and every consumer verifies all of them. */
+const PRODUCERS = ['product-service', 'inventory-service', 'user-service', 'order-service', 'payment-service'];
+
+/**
+ * Production services sign the events they publish (Ed25519) and verify every producer's: key
+ * pairs of this run for all producers, the private key of `app` (base64 DER, no newlines in env).
+ */
+function eventKeys(app: string): Record<string, string> {
+  const pairs = new Map(PRODUCERS.map((service) => [service, generateKeyPairSync('ed25519')]));
+  const der = (key: KeyObject, type: 'spki' | 'pkcs8') => key.export({ format: 'der', type }).toString('base64');
+  const own = pairs.get(app);
+  if (!own) throw new Error(`${app} publishes no events: no signing key for it`);
+  return {
+    EVENT_VERIFY_KEYS: [...pairs].map(([service, pair]) => `${service}=${der(pair.publicKey, 'spki')}`).join(','),
+    EVENT_SIGNING_KEY: der(own.privateKey, 'pkcs8'),
+  };
+}
+
+/** Settings shared by every replica of `app`: a fresh database, Redis names of their own, quiet logs. */
+function serviceEnv(app: string, databaseUrl: string, jwtSecret: string, overrides: Record<string, string>): Record<string, string> {
   return {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
@@ -64,6 +83,7 @@ function serviceEnv(databaseUrl: string, jwtSecret: string, overrides: Record<st
     EVENT_TOPIC_PREFIX: `zd-${randomUUID().slice(0, 8)}.`,
     EVENT_STREAM_MAXLEN: '1000',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    ...eventKeys(app),
     ...overrides,
   };
 }
@@ -100,7 +120,7 @@ function fleet(ctx: ScenarioContext, main: string, env: Record<string, string>) 
 }
 
 /** The first replica migrates the fresh database; the others start together once it has. */
-async function startFleet(start: (name: string) => Promise<Replica>, prefix: string, count: number): Promise<Replica[]> {
+async function startFleet<R>(start: (name: string) => Promise<R>, prefix: string, count: number): Promise<R[]> {
   const first = await start(`${prefix}-0`);
   return [first, ...(await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(`${prefix}-${i + 1}`))))];
 }
@@ -125,26 +145,40 @@ export interface LoadSettings {
   ratePerSecond?: number;
 }
 
+export interface RollingOptions {
+  replicas?: number;
+  rollouts?: number;
+  shutdownDelayMs?: number;
+  settleMs?: number;
+  clientKeepAlive?: boolean;
+  load?: LoadSettings;
+}
+
+/** How one app's replicas run: `start` resolves once the replica is ready, `stop` once it has exited (with its exit code). */
+interface Runtime<R extends { name: string; port: number }> {
+  start: (name: string, env: Record<string, string>) => Promise<R>;
+  stop: (replica: R) => Promise<number | string>;
+}
+
 /**
- * Rolling update on real processes: every replica, one at a time, is replaced by a new process —
- * start it → ready → add it to nginx → remove the old one from nginx → SIGTERM the old one, which
+ * The rolling update, whatever runs the replicas: every replica, one at a time, is replaced — start
+ * the new one → ready → add it to nginx → remove the old one from nginx → stop the old one, which
  * drains — while clients keep sending GET /products/:id through nginx.
  */
-export async function rollingUpdate(
+async function rollOut<R extends { name: string; port: number }>(
   ctx: ScenarioContext,
-  {
-    replicas = 2,
-    rollouts = 3,
-    shutdownDelayMs = 300,
-    settleMs = 500,
-    clientKeepAlive = false,
-    load: loadSettings = {},
-  }: { replicas?: number; rollouts?: number; shutdownDelayMs?: number; settleMs?: number; clientKeepAlive?: boolean; load?: LoadSettings } = {},
+  label: string,
+  runtime: Runtime<R>,
+  { replicas = 2, rollouts = 3, shutdownDelayMs = 300, settleMs = 500, clientKeepAlive = false, load: loadSettings = {} }: RollingOptions,
 ): Promise<ScenarioResult> {
-  const main = await ensureBuild('product-service');
-  const db = await createTestDatabase('zd_rolling').catch(cleanUpAfter(() => removeBuild(main)));
+  const db = await createTestDatabase('zd_rolling');
   const jwtSecret = `zd-${randomUUID()}`;
-  const start = fleet(ctx, main, serviceEnv(db.url, jwtSecret, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) }));
+  const env = serviceEnv('product-service', db.url, jwtSecret, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) });
+  const start = async (name: string) => {
+    const replica = await runtime.start(name, env);
+    ctx.log?.(`  started ${replica.name} on :${replica.port}`);
+    return replica;
+  };
   let nginx: Nginx | undefined;
   let load: Load | undefined;
   const notes: string[] = [];
@@ -167,7 +201,7 @@ export async function rollingUpdate(
         live[i] = fresh;
         await nginx.setUpstreams(live.map((r) => r.port));
         t.push(performance.now());
-        const code = await stopReplica(old);
+        const code = await runtime.stop(old);
         t.push(performance.now());
         if (code !== 0) notes.push(`${old.name} exited with ${code}`);
         ctx.log?.(`  ${old.name} → ${fresh.name}: start ${ms(t[1] - t[0])}, 2 reloads ${ms(t[2] - t[1])}, drain and exit ${ms(t[3] - t[2])}`);
@@ -178,13 +212,39 @@ export async function rollingUpdate(
     await sleep(settleMs);
     const results = await load.stop();
     load = undefined;
-    return summarize(`rolling update (${rollouts} rollouts × ${replicas} replicas${clientKeepAlive ? ', client keep-alive' : ''})`, results, windows, notes);
+    return summarize(`${label} (${rollouts} rollouts × ${replicas} replicas${clientKeepAlive ? ', client keep-alive' : ''})`, results, windows, notes);
   } finally {
     await load?.stop();
     await nginx?.stop();
     await ctx.group.killAll();
     await db.drop();
+  }
+}
+
+/** Rolling update on real processes of a private copy of the build; SIGTERM plays the pod deletion. */
+export async function rollingUpdate(ctx: ScenarioContext, options: RollingOptions = {}): Promise<ScenarioResult> {
+  const main = await ensureBuild('product-service');
+  try {
+    return await rollOut(ctx, 'rolling update', { start: async (name, env) => startReplica(ctx.group, { name, main, port: await freePort(), env }), stop: stopReplica }, options);
+  } finally {
     removeBuild(main);
+  }
+}
+
+/**
+ * Rolling update on containers of the product-service image: each replica is a `docker run` of the
+ * image as its CMD; the old one is stopped with `docker stop` and must exit 0 (Docker's record).
+ */
+export async function rollingUpdateOnContainers(ctx: ScenarioContext & { containers: ContainerGroup; image: string }, options: RollingOptions = {}): Promise<ScenarioResult> {
+  try {
+    return await rollOut(
+      ctx,
+      'rolling update on containers',
+      { start: async (name, env) => startContainer(ctx.containers, { name, image: ctx.image, port: await freePort(), env }), stop: (c) => stopContainer(c) },
+      options,
+    );
+  } finally {
+    await ctx.containers.removeAll();
   }
 }
 
@@ -243,7 +303,7 @@ export async function blueGreen(ctx: ScenarioContext, options: BlueGreenOptions)
   const main = await ensureBuild('product-service');
   const db = await createTestDatabase('zd_bluegreen').catch(cleanUpAfter(() => removeBuild(main)));
   const jwtSecret = `zd-${randomUUID()}`;
-  const start = fleet(ctx, main, serviceEnv(db.url, jwtSecret, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) }));
+  const start = fleet(ctx, main, serviceEnv('product-service', db.url, jwtSecret, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) }));
   let nginx: Nginx | undefined;
   let load: Load | undefined;
   const notes: string[] = [];
@@ -342,7 +402,7 @@ export async function schemaChange(
   const [previousMain, nextMain] = await Promise.all([buildPreviousUserService(), ensureBuild('user-service')]);
   const db = await createTestDatabase('zd_schema').catch(cleanUpAfter(() => [previousMain, nextMain].forEach(removeBuild)));
   const jwtSecret = `zd-${randomUUID()}`;
-  const env = serviceEnv(db.url, jwtSecret, {
+  const env = serviceEnv('user-service', db.url, jwtSecret, {
     SHUTDOWN_DELAY_MS: String(shutdownDelayMs),
     // As in Kubernetes: migrations are a separate step (init container / Job), never at start-up.
     MIGRATE_ON_START: 'false',
