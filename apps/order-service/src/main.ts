@@ -27,6 +27,12 @@ export const service: ServiceDefinition<typeof configSchema> = {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [metrics.registry],
     });
+    const ignored = new Counter({
+      name: 'saga_events_ignored_total',
+      help: 'Payment events not acted on because they do not match what the order asked for (forged or misrouted), by type and mismatch',
+      labelNames: ['type', 'mismatch'] as const,
+      registers: [metrics.registry],
+    });
     const orders = orderRepository(sequelize);
     const lifecycle = orderLifecycle({
       sequelize,
@@ -37,7 +43,16 @@ export const service: ServiceDefinition<typeof configSchema> = {
       },
     });
     const useCases = orderUseCases({ sequelize, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }) });
-    const saga = sagaUseCases({ sequelize, orders, lifecycle, stepTimeoutMs: config.SAGA_STEP_TIMEOUT_MS });
+    const saga = sagaUseCases({
+      sequelize,
+      orders,
+      lifecycle,
+      stepTimeoutMs: config.SAGA_STEP_TIMEOUT_MS,
+      onIgnored: (fact) => {
+        ignored.inc({ type: fact.type, mismatch: fact.mismatch });
+        logger.warn(fact, 'payment event ignored: it does not match what the order asked for');
+      },
+    });
     const app = createApp({ logger, metrics, faults });
     // Load shedding for POST /orders: sagas in flight (all replicas), then this replica's own work.
     const admission = sagaAdmission({ sequelize, maxPending: config.ORDER_MAX_PENDING, intervalMs: config.ORDER_ADMISSION_INTERVAL_MS, logger, registry: metrics.registry });

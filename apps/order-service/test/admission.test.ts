@@ -42,3 +42,36 @@ describe('admission control (ORDER_MAX_PENDING)', () => {
     expect(retried.body.status).toBe('PENDING');
   });
 });
+
+describe('admission control and invalid requests', () => {
+  // In-flight sagas are counted once at start (0) and then not for a minute: only what admission
+  // itself counts in between can fill the 3 slots.
+  let counted: System;
+  beforeAll(async () => {
+    counted = await startSystem({ without: ['payment-service'], env: { 'order-service': { ORDER_MAX_PENDING: '3', ORDER_ADMISSION_INTERVAL_MS: '60000' } } });
+  }, 60_000);
+  afterAll(async () => {
+    await counted.stop();
+  });
+
+  it('when invalid bodies and requests without an Idempotency-Key flood POST /orders, then they are 400 and take no slot: a valid order is still accepted', async () => {
+    const customer = newCustomer();
+    const url = counted.orders!.service.url;
+    const productId = await counted.stockedProduct({ available: 10 });
+    const post = () => request(url).post('/orders').set('authorization', customer.token);
+
+    const garbage = await Promise.all([
+      post().set('idempotency-key', 'g1').send({ items: [] }),
+      post().set('idempotency-key', 'g2').send({ items: [{ productId, quantity: -1 }], paymentMethod: { type: 'card', token: 'tok_visa' } }),
+      post().set('idempotency-key', 'g3').send('not json at all'),
+      post().send({ items: [{ productId, quantity: 1 }], paymentMethod: { type: 'card', token: 'tok_visa' } }), // no key
+      post().set('idempotency-key', 'g5').send({ items: [{ productId, quantity: 1 }], paymentMethod: { type: 'card', token: 'tok_stolen' } }),
+    ]);
+    const accepted = await placeOrder(url, customer, { items: [{ productId, quantity: 1 }] });
+
+    expect(garbage.map((r) => r.status)).toEqual([400, 400, 400, 400, 400]);
+    for (const res of garbage) expect(res.body.error).toMatchObject({ code: 'validation_failed' });
+    expect(accepted.status).toBe(202);
+    expect(await rows(counted.orders!.service.ctx.sequelize, 'SELECT id FROM orders WHERE user_id = $1', [customer.id])).toHaveLength(1);
+  });
+});

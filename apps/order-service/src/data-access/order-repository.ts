@@ -10,12 +10,13 @@ interface Row {
   total_cents: string;
   currency: string;
   payment_token: string | null;
+  payment_id: string | null;
   created_at: Date;
   updated_at: Date;
   items: { productId: string; quantity: number; unitPriceCents: number }[];
 }
 
-const COLUMNS = 'id, user_id, status, step, reason, total_cents, currency, payment_token, created_at, updated_at';
+const COLUMNS = 'id, user_id, status, step, reason, total_cents, currency, payment_token, payment_id, created_at, updated_at';
 /** An order's columns with its items, in one row: reads and writes are one round trip each. */
 const itemsOf = (table: string) =>
   `(SELECT coalesce(json_agg(json_build_object('productId', i.product_id, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.position), '[]')
@@ -38,6 +39,8 @@ export interface OrderChange {
   /** True when the step changes: the step timeout starts again. */
   newStep: boolean;
   clearPaymentToken: boolean;
+  /** The payment the order is about from now on (requested, then captured); unchanged when absent. */
+  paymentId?: string;
 }
 
 /** Orders with their items and history, as plain records; reads take the caller's transaction when it has one. */
@@ -54,6 +57,7 @@ export function orderRepository(sequelize: Sequelize) {
     currency: r.currency,
     ...(r.reason ? { reason: r.reason } : {}),
     paymentToken: r.payment_token,
+    paymentId: r.payment_id,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
   });
@@ -115,13 +119,14 @@ export function orderRepository(sequelize: Sequelize) {
         `WITH o AS (
            UPDATE orders SET status = $2, step = $3, reason = $4, updated_at = now(),
              step_started_at = CASE WHEN $5 THEN now() ELSE step_started_at END,
-             payment_token = CASE WHEN $6 THEN NULL ELSE payment_token END
+             payment_token = CASE WHEN $6 THEN NULL ELSE payment_token END,
+             payment_id = coalesce($7, payment_id)
            WHERE id = $1 RETURNING ${COLUMNS}
          ), h AS (
            INSERT INTO order_history (order_id, status, step, reason) SELECT id, status, step, reason FROM o
          )
          SELECT o.*, ${itemsOf('o')} FROM o`,
-        [id, change.status, change.step, change.reason ?? null, change.newStep, change.clearPaymentToken],
+        [id, change.status, change.step, change.reason ?? null, change.newStep, change.clearPaymentToken, change.paymentId ?? null],
         transaction,
       );
       return toRecord(row);

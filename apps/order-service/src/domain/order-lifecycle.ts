@@ -26,7 +26,7 @@ export function orderLifecycle({ sequelize, orders, onOutcome = () => undefined 
   const statusChanged = (order: OrderRecord) =>
     createEvent('OrderStatusChanged', order.id, { orderId: order.id, userId: order.userId, status: order.status, ...(order.reason ? { reason: order.reason } : {}) });
 
-  /** The events that tell the other services what a final status means for them. */
+  /** The events that tell the other services what a final status means for them (`order`: as it was before). */
   function consequences(order: OrderRecord, final: Final): EventEnvelope[] {
     const base = { orderId: order.id, userId: order.userId, items: itemsOf(order) };
     switch (final.status) {
@@ -35,23 +35,26 @@ export function orderLifecycle({ sequelize, orders, onOutcome = () => undefined 
       case 'REFUNDED':
         return [createEvent('OrderRefunded', order.id, base)];
       case 'CANCELLED':
-        // Out of stock: nothing was reserved and no payment requested, so there is nothing to undo.
-        return final.reason === 'out_of_stock' ? [] : [createEvent('OrderCancelled', order.id, { ...base, reason: final.reason })];
+        // Out of stock while PENDING: nothing was reserved and no payment requested, so there is
+        // nothing to undo. Out of stock once CONFIRMED (the units could not be sold): the capture
+        // is refunded on OrderCancelled.
+        return final.reason === 'out_of_stock' && order.status === 'PENDING' ? [] : [createEvent('OrderCancelled', order.id, { ...base, reason: final.reason })];
     }
   }
 
   return {
-    /** Moves a PENDING order to its next step, with the event that starts it. */
-    async advance(order: OrderRecord, step: 'AWAITING_PAYMENT', events: EventEnvelope[], t: Transaction): Promise<OrderRecord> {
-      const updated = await orders.update(order.id, { status: 'PENDING', step, newStep: true, clearPaymentToken: true }, t);
+    /** Moves a PENDING order to its next step, with the event that starts it (and the payment it asks for). */
+    async advance(order: OrderRecord, step: 'AWAITING_PAYMENT', events: EventEnvelope[], t: Transaction, paymentId?: string): Promise<OrderRecord> {
+      const updated = await orders.update(order.id, { status: 'PENDING', step, newStep: true, clearPaymentToken: true, paymentId }, t);
       await enqueue(sequelize, t, events);
       return updated;
     },
 
-    async finish(order: OrderRecord, final: Final, t: Transaction): Promise<OrderRecord> {
+    /** Ends the saga (or, for REFUNDED and a CONFIRMED order cancelled, its compensation); `paymentId`: the payment captured. */
+    async finish(order: OrderRecord, final: Final, t: Transaction, paymentId?: string): Promise<OrderRecord> {
       const reason = final.status === 'CANCELLED' ? final.reason : undefined;
-      const updated = await orders.update(order.id, { status: final.status, step: 'DONE', reason, newStep: true, clearPaymentToken: true }, t);
-      await enqueue(sequelize, t, [...consequences(updated, final), statusChanged(updated)]);
+      const updated = await orders.update(order.id, { status: final.status, step: 'DONE', reason, newStep: true, clearPaymentToken: true, paymentId }, t);
+      await enqueue(sequelize, t, [...consequences(order, final), statusChanged(updated)]);
       const outcome: SagaOutcome = final.status === 'CANCELLED' ? final.reason : final.status === 'CONFIRMED' ? 'confirmed' : 'refunded';
       t.afterCommit(() => onOutcome(outcome, updated, order.status === 'PENDING'));
       return updated;

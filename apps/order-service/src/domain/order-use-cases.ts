@@ -16,7 +16,7 @@ interface Deps {
 }
 
 /** The public view of an order: the saga's bookkeeping stays inside. */
-export const toOrder = ({ step: _s, paymentToken: _t, ...order }: OrderRecord): Order => order;
+export const toOrder = ({ step: _s, paymentToken: _t, paymentId: _p, ...order }: OrderRecord): Order => order;
 
 /** Same body, same hash: the parsed body has a fixed key order, so formatting does not matter. */
 const hashOf = (input: PlaceOrderInput) => createHash('sha256').update(JSON.stringify(input)).digest('hex');

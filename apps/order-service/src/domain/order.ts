@@ -64,6 +64,8 @@ export interface OrderRecord extends Order {
   step: SagaStep;
   /** Kept only until the payment is requested. */
   paymentToken: string | null;
+  /** The payment this order asked for (set with PaymentRequested), then the one captured. */
+  paymentId: string | null;
 }
 
 export const isFinal = (status: OrderStatus) => status !== 'PENDING';

@@ -87,7 +87,7 @@ export async function startSystem({ without = [], env = {} }: SystemOptions = {}
   const payments = without.includes('payment-service') ? undefined : await launch('payment-service', {});
   const orders = without.includes('order-service') ? undefined : await launch('order-service', productUrl);
 
-  return {
+  const system = {
     prefix,
     /** What order-service needs to join this system (for a child process). */
     orderServiceEnv: (databaseUrl: string) => testEnv(databaseUrl, { ...fastEvents(prefix), ...productUrl, ...(env['order-service'] ?? {}) }),
@@ -95,6 +95,12 @@ export async function startSystem({ without = [], env = {} }: SystemOptions = {}
     inventory,
     payments,
     orders,
+    /** Starts a service left out by `without` (e.g. payment-service once orders wait on their payment step). */
+    async startLater(name: 'inventory-service' | 'payment-service'): Promise<ServiceHandle> {
+      const handle = await launch(name, name === 'inventory-service' ? productUrl : {});
+      system[name === 'inventory-service' ? 'inventory' : 'payments'] = handle;
+      return handle;
+    },
     /** Creates a product through the catalog's admin API and, unless null, stocks it through inventory's. */
     async stockedProduct({ priceCents = 2500, available = 10 }: { priceCents?: number; available?: number | null } = {}): Promise<string> {
       const created = await request(products.service.url).post('/products').set('authorization', adminToken).send(build.product({ priceCents }));
@@ -114,6 +120,7 @@ export async function startSystem({ without = [], env = {} }: SystemOptions = {}
       await deleteStreams(prefix);
     },
   };
+  return system;
 }
 
 export type System = Awaited<ReturnType<typeof startSystem>>;

@@ -53,4 +53,10 @@ export const migrations: Migration[] = [
       `),
     down: ({ sql }) => sql('DROP TABLE idempotency_keys; DROP TABLE order_history; DROP TABLE order_items; DROP TABLE orders'),
   },
+  {
+    name: '002-order-payment-id',
+    // The payment the order asked for, then the one captured: payment facts are checked against it.
+    up: ({ sql }) => sql('ALTER TABLE orders ADD COLUMN payment_id uuid'),
+    down: ({ sql }) => sql('ALTER TABLE orders DROP COLUMN payment_id'),
+  },
 ];

@@ -11,6 +11,12 @@ import type { OrderUseCases } from '../../domain/order-use-cases';
 export function orderApi(useCases: OrderUseCases, auth: Auth, admission: RequestHandler[] = []) {
   const api = createApi({ title: 'order-service', version: '1.0.0', description: 'CloudRetail orders; placing one starts the checkout saga' });
   const user = [auth.authenticate];
+  // A body or key that can only be a 400 is rejected before admission: garbage never takes a slot
+  // (or bumps the in-flight count) that a real order would then be shed for.
+  const validPlacement: RequestHandler = (req, _res, next) => {
+    parseRequest(req, { body: PlaceOrderInput, headers: IdempotencyKeyHeader });
+    next();
+  };
 
   api.route(
     {
@@ -21,7 +27,7 @@ export function orderApi(useCases: OrderUseCases, auth: Auth, admission: Request
       body: PlaceOrderInput,
       headers: { 'Idempotency-Key': { required: true, description: 'Client-chosen key; a retry with the same key and body never creates a second order' } },
       responses: { 202: Order, 200: Order, 409: null, 503: null },
-      before: [...user, ...admission],
+      before: [...user, validPlacement, ...admission],
     },
     async ({ body }, req, res) => {
       const { headers } = parseRequest(req, { headers: IdempotencyKeyHeader });
