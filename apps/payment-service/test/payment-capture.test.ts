@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import request from 'supertest';
 import { createAuth } from '@cloudretail/auth';
 import { QueryTypes } from '@cloudretail/db';
-import { type EventEnvelope, type Transport, createEvent, createTransport } from '@cloudretail/events';
+import { type EventEnvelope, type Transport, createEvent, createEventSigning, createTransport } from '@cloudretail/events';
 import { createLogger } from '@cloudretail/logging';
 import { TEST_JWT_SECRET, TEST_REDIS_URL, createTestDatabase, eventually, testEnv } from '@cloudretail/testing';
 import { paymentRepository } from '../src/data-access/payment-repository';
@@ -91,6 +91,34 @@ describe('PaymentRequested', () => {
     await eventually(async () => expect(await outboxTypes(orderId)).toEqual(['PaymentDeclined']));
     const [payment] = (await request(service.url).get('/payments').query({ orderId }).set('authorization', tokenOf(userId))).body.items;
     expect(payment).toMatchObject({ status: 'DECLINED', declineReason: 'card_declined' });
+  });
+});
+
+describe('dead-letter replay', () => {
+  it('when a PaymentRequested that was meanwhile handled is replayed from the DLQ, twice, then nothing changes: one charge, one PaymentCaptured', async () => {
+    // Arrange: the request is handled; a copy of it sits in the DLQ (dead-lettered during an outage while a redelivery got through)
+    const [orderId, userId] = [randomUUID(), randomUUID()];
+    const event = paymentRequested(orderId, userId);
+    await publish(event);
+    await eventually(async () => expect(await historyOf(orderId)).toEqual(['PENDING', 'CAPTURED']));
+    const redis = new Redis(TEST_REDIS_URL);
+    const raw = JSON.stringify(createEventSigning().sign(event)); // as order-service's relay published it
+    await redis.xadd(`events:dlq.${prefix}payment-service`, '*', 'topic', `${prefix}orders`, 'reason', 'Error: connection terminated', 'attempts', '40', 'failedAt', new Date().toISOString(), 'envelope', raw);
+    redis.disconnect();
+    const [letter] = (await transport.listDeadLetters('payment-service')).filter((l) => (l.envelope as { id?: string }).id === event.id);
+
+    // Act
+    const replays = await Promise.all([transport.replayDeadLetter('payment-service', letter.id), transport.replayDeadLetter('payment-service', letter.id)]);
+    expect(replays.sort()).toEqual([false, true]);
+    await publish(event); // and once more by hand, the way an operator might
+
+    // Assert: handled through the normal path (the inbox) and changing nothing
+    await eventually(async () => expect((await transport.listDeadLetters('payment-service')).filter((l) => (l.envelope as { id?: string }).id === event.id)).toEqual([]));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // a second charge would appear now
+    expect(await historyOf(orderId)).toEqual(['PENDING', 'CAPTURED']);
+    expect(await outboxTypes(orderId)).toEqual(['PaymentCaptured']);
+    expect(await query('SELECT 1 FROM sandbox_charges WHERE idempotency_key = $1', [orderId])).toHaveLength(1);
+    expect(await query('SELECT 1 FROM inbox WHERE event_id = $1', [event.id])).toHaveLength(1);
   });
 });
 

@@ -125,64 +125,117 @@ export function createRedisTransport({
     const controller = new AbortController();
     const { signal } = controller;
     let ownPendingFirst = true; // after a restart, finish what this consumer was given before
+    let pendingFrom = new Map(keys.map((key) => [key, '0'])); // where the re-read of our own pending messages resumes
     let lastClaimAt = 0;
+    /** Messages taken and not yet acknowledged (or abandoned), as `key id`: never dispatched twice. */
+    const inFlight = new Set<string>();
+    /** Per `key aggregate`, the promise of its last message: one aggregate's messages run in stream order. */
+    const lanes = new Map<string, Promise<void>>();
+    const acks = new Map<string, string[]>();
+    let flushing: Promise<void> | undefined;
+    let running = 0;
+    const slotWaiters: (() => void)[] = [];
+    const idleWaiters: (() => void)[] = [];
+    // Reading goes on while messages are in hand (a long retry holds its aggregate only), up to this many.
+    const maxInFlight = batchSize * 2;
 
-    const read = async (id: '0' | '>', block?: number) =>
-      (await blocking.call('XREADGROUP', 'GROUP', group, consumerName, 'COUNT', batchSize, ...(block ? ['BLOCK', block] : []), 'STREAMS', ...keys, ...keys.map(() => id))) as ReadReply;
+    const read = async (ids: string[], block?: number) =>
+      (await blocking.call('XREADGROUP', 'GROUP', group, consumerName, 'COUNT', batchSize, ...(block ? ['BLOCK', block] : []), 'STREAMS', ...keys, ...ids)) as ReadReply;
 
-    /**
-     * Handles a read batch: each aggregate's messages one at a time and in stream order, up to
-     * `concurrency` aggregates at once. Then acknowledges every message that was handled or
-     * dead-lettered with one XACK (also when another one failed or the subscription stops).
-     * A crash before that XACK redelivers handled messages, which consumers' inboxes make no-ops.
-     */
-    async function processEntries(key: string, entries: Entry[]) {
-      const done: string[] = [];
-      const lanes = new Map<string, { id: string; raw: string | null }[]>();
-      for (const [id, fields] of entries) {
-        const raw = fields ? (field(fields, 'envelope') ?? '') : null; // null: trimmed from the stream while pending
-        const aggregate = (raw && aggregateIdOf(raw)) || id; // garbage has no aggregate: a lane of its own
-        const lane = lanes.get(aggregate);
-        if (lane) lane.push({ id, raw });
-        else lanes.set(aggregate, [{ id, raw }]);
-      }
-      const queue = [...lanes.values()];
-      const worker = async () => {
-        for (let lane = queue.shift(); lane; lane = queue.shift()) {
-          for (const { id, raw } of lane) {
-            if (signal.aborted) return; // the rest stays pending and is redelivered
-            const ack =
-              raw === null ||
-              (await deliver({ raw, topic: key.slice(PREFIX.length), handle, ...policy, signal, logger, signing, onRejected, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
-            if (ack) done.push(id);
-          }
+    /** Acknowledgements of the messages finishing in one turn of the event loop go out in one XACK per stream. */
+    function ack(key: string, id: string) {
+      acks.set(key, [...(acks.get(key) ?? []), id]);
+      flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        const batch = [...acks];
+        acks.clear();
+        flushing = undefined;
+        for (const [stream, ids] of batch) {
+          await redis.xack(stream, group, ...ids).catch((error: unknown) => {
+            ownPendingFirst = true; // still ours and pending: re-read, and the inbox makes it a no-op
+            logger.error({ err: error, group, stream }, 'acknowledging events failed; they will be redelivered');
+          });
         }
-      };
-      const results = await Promise.allSettled(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
-      if (done.length) await redis.xack(key, group, ...done);
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw failed.reason;
+      });
     }
 
+    async function handleOne(key: string, id: string, raw: string | null) {
+      // Up to `concurrency` messages (so aggregates) at once.
+      while (running >= concurrency) await new Promise<void>((resolve) => slotWaiters.push(resolve));
+      running += 1;
+      try {
+        if (signal.aborted) return; // stays pending and is redelivered
+        const done =
+          raw === null || // trimmed from the stream while pending: nothing to handle
+          (await deliver({ raw, topic: key.slice(PREFIX.length), handle, ...policy, signal, logger, signing, onRejected, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
+        if (done) ack(key, id);
+      } catch (error) {
+        ownPendingFirst = true; // the dead-letter write failed: the message is still ours, take it again
+        logger.error({ err: error, group, stream: key, id }, 'handling an event failed; it will be taken again');
+      } finally {
+        running -= 1;
+        slotWaiters.shift()?.();
+        inFlight.delete(`${key} ${id}`);
+        idleWaiters.splice(0).forEach((wake) => wake());
+      }
+    }
+
+    /**
+     * Queues a read batch without waiting for it: each aggregate's messages one at a time and in
+     * stream order behind what is already in hand for that aggregate; other aggregates go on.
+     * A crash before the XACK redelivers handled messages, which consumers' inboxes make no-ops.
+     */
+    function dispatch(key: string, entries: Entry[]) {
+      for (const [id, fields] of entries) {
+        if (inFlight.has(`${key} ${id}`)) continue; // re-read while in hand (our own pending list)
+        inFlight.add(`${key} ${id}`);
+        const raw = fields ? (field(fields, 'envelope') ?? '') : null;
+        const lane = `${key} ${(raw && aggregateIdOf(raw)) || id}`; // garbage has no aggregate: a lane of its own
+        const next = (lanes.get(lane) ?? Promise.resolve()).then(() => handleOne(key, id, raw));
+        lanes.set(lane, next);
+        void next.then(() => lanes.get(lane) === next && lanes.delete(lane));
+      }
+    }
+
+    /** Waits while `maxInFlight` messages are in hand. */
+    async function roomToRead() {
+      while (inFlight.size >= maxInFlight && !signal.aborted) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+    }
+
+    // Messages in hand (a handler running, or a retry waiting) stay ours: touching them before they
+    // reach claimIdleMs keeps XAUTOCLAIM of other consumers off them. JUSTID: delivery counts unchanged.
+    const keepClaimed = setInterval(() => {
+      for (const key of keys) {
+        const ids = [...inFlight].filter((entry) => entry.startsWith(`${key} `)).map((entry) => entry.slice(key.length + 1));
+        if (ids.length) void redis.xclaim(key, group, consumerName, Math.floor(claimIdleMs / 3), ...ids, 'JUSTID').catch(() => undefined);
+      }
+    }, Math.max(Math.floor(claimIdleMs / 3), 10));
+    keepClaimed.unref();
+
     async function poll() {
+      await roomToRead();
       if (ownPendingFirst) {
-        const reply = await read('0');
+        const reply = await read(keys.map((key) => pendingFrom.get(key) ?? '0'));
         if (reply?.some(([, entries]) => entries.length)) {
-          for (const [key, entries] of reply) await processEntries(key, entries);
+          for (const [key, entries] of reply) {
+            if (entries.length) pendingFrom.set(key, entries[entries.length - 1][0]);
+            dispatch(key, entries);
+          }
           return;
         }
         ownPendingFirst = false;
+        pendingFrom = new Map(keys.map((key) => [key, '0']));
       }
       if (Date.now() - lastClaimAt >= claimIdleMs / 2) {
         lastClaimAt = Date.now();
         for (const key of keys) {
           const [, entries] = (await redis.xautoclaim(key, group, consumerName, claimIdleMs, '0-0', 'COUNT', batchSize)) as [string, Entry[]];
-          if (entries.length) logger.warn({ stream: key, group, count: entries.length }, 'reclaimed messages a stalled consumer left pending');
-          await processEntries(key, entries);
+          const stolen = entries.filter(([id]) => !inFlight.has(`${key} ${id}`));
+          if (stolen.length) logger.warn({ stream: key, group, count: stolen.length }, 'reclaimed messages a stalled consumer left pending');
+          dispatch(key, entries);
         }
       }
-      const reply = await read('>', blockMs);
-      for (const [key, entries] of reply ?? []) await processEntries(key, entries);
+      const reply = await read(keys.map(() => '>'), blockMs);
+      for (const [key, entries] of reply ?? []) dispatch(key, entries);
     }
 
     const loop = (async () => {
@@ -198,7 +251,7 @@ export function createRedisTransport({
             continue;
           }
           failures += 1;
-          ownPendingFirst = true; // a message whose ack or dead-letter write failed is still ours: retry it
+          ownPendingFirst = true;
           logger.error({ err: error, group, topics }, 'reading events failed; retrying');
           await sleep(jitteredBackoff(failures, 100, 5_000), undefined, { signal }).catch(() => undefined);
         }
@@ -207,9 +260,13 @@ export function createRedisTransport({
 
     const subscription: Subscription = {
       async stop() {
-        controller.abort();
-        blocking.disconnect(); // interrupts a blocked XREADGROUP; a message in hand finishes first
+        controller.abort(); // cuts retry waits short: those messages stay pending and are redelivered
+        blocking.disconnect(); // interrupts a blocked XREADGROUP
+        idleWaiters.splice(0).forEach((wake) => wake());
         await loop;
+        await Promise.all(lanes.values()); // handlers in hand finish
+        clearInterval(keepClaimed);
+        await flushing;
         subscriptions.delete(subscription);
       },
     };
@@ -254,9 +311,18 @@ export function createRedisTransport({
     async replayDeadLetter(group, id) {
       const [letter] = await readDeadLetters(group, id, id);
       if (!letter) return false;
-      // One transaction: the message is back on its topic and gone from the DLQ, or neither.
-      await execOrThrow(redis.multi().xadd(streamKey(letter.record.topic), 'MAXLEN', '~', maxLen, '*', 'envelope', letter.record.raw).xdel(streamKey(dlqTopic(group)), id));
-      return true;
+      // One script: the message goes back to its topic only by the call that removes it from the
+      // DLQ, so two replays at once (two admins, a retried request) republish it once.
+      const replayed = await redis.eval(
+        "if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'envelope', ARGV[3]) return 1 end return 0",
+        2,
+        streamKey(dlqTopic(group)),
+        streamKey(letter.record.topic),
+        id,
+        maxLen,
+        letter.record.raw,
+      );
+      return replayed === 1;
     },
     async close() {
       await Promise.all([...subscriptions].map((s) => s.stop()));

@@ -133,4 +133,87 @@ describe('redis transport (redis only)', () => {
     await expect(bus.check()).rejects.toThrow();
     await expect(bus.publish(name('topics'), [stockEvent()])).rejects.toThrow();
   });
+
+  it('(redis only) when one aggregate keeps failing, then events of other aggregates published later are handled meanwhile, and stop() does not wait for its retry', async () => {
+    // Arrange: a long retry window, so the poison event is still retrying when the others arrive
+    const [topic, group] = [name('topics'), name('groups')];
+    const bus = track(create());
+    const [poison, later] = [stockEvent(), Array.from({ length: 3 }, () => stockEvent())];
+    const handled: string[] = [];
+    let poisonCalls = 0;
+    const subscription = await bus.subscribe({
+      group,
+      topics: [topic],
+      retryForMs: 600_000,
+      retryBackoffMs: 100,
+      maxRetryBackoffMs: 200,
+      handle: async (event) => {
+        if (event.id === poison.id) {
+          poisonCalls += 1;
+          throw new Error('database failing over');
+        }
+        handled.push(event.id);
+      },
+    });
+    await bus.publish(topic, [poison]);
+    await eventually(() => expect(poisonCalls).toBeGreaterThan(1));
+
+    // Act: other aggregates' events, one per read
+    for (const event of later) await bus.publish(topic, [event]);
+
+    // Assert: handled while the poison one retries
+    await eventually(() => expect(handled).toEqual(later.map((e) => e.id)));
+    const started = Date.now();
+    await subscription.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    const [count] = (await redis.xpending(streamKey(topic), group)) as [number];
+    expect(count).toBe(1); // the poison event: unacknowledged, redelivered after a restart
+    expect(await bus.listDeadLetters(group)).toEqual([]);
+  });
+
+  it('(redis only) when a message is retried for longer than the claim idle time, then another consumer of the group does not take it over', async () => {
+    const [topic, group] = [name('topics'), name('groups')];
+    const event = stockEvent();
+    let failUntil = Infinity;
+    const calls = { first: 0, second: 0 };
+    const handler = (who: 'first' | 'second') => async () => {
+      calls[who] += 1;
+      if (Date.now() < failUntil) throw new Error('outage');
+    };
+    await track(create({ claimIdleMs: 300 })).subscribe({ group, topics: [topic], consumerName: 'first', retryBackoffMs: 50, maxRetryBackoffMs: 100, handle: handler('first') });
+    await track(create()).publish(topic, [event]);
+    await eventually(() => expect(calls.first).toBeGreaterThan(0));
+    failUntil = Date.now() + 1_500;
+
+    await track(create({ claimIdleMs: 300 })).subscribe({ group, topics: [topic], consumerName: 'second', handle: handler('second') });
+
+    await eventually(async () => expect(await redis.xpending(streamKey(topic), group)).toEqual([0, null, null, null]));
+    expect(calls.second).toBe(0);
+  });
+
+  it('(redis only) when one dead letter is replayed twice at once, then it is republished once', async () => {
+    const [topic, group] = [name('topics'), name('groups')];
+    const bus = track(create());
+    let broken = true;
+    const handled: string[] = [];
+    await bus.subscribe({ group, topics: [topic], maxAttempts: 1, handle: async (e) => {
+      if (broken) throw new Error('down');
+      handled.push(e.id);
+    } });
+    const event = stockEvent();
+    await bus.publish(topic, [event]);
+    const [letter] = await eventually(async () => {
+      const letters = await bus.listDeadLetters(group);
+      expect(letters).toHaveLength(1);
+      return letters;
+    });
+    broken = false;
+
+    const results = await Promise.all([bus.replayDeadLetter(group, letter.id), track(create()).replayDeadLetter(group, letter.id)]);
+
+    expect(results.sort()).toEqual([false, true]);
+    await eventually(() => expect(handled).toEqual([event.id]));
+    const entries = (await redis.xrange(streamKey(topic), '-', '+')).filter(([, fields]) => fields[1].includes(event.id));
+    expect(entries).toHaveLength(2); // the original and one replay, not two
+  });
 });

@@ -239,4 +239,26 @@ export function transportContract(harness: () => TransportHarness) {
     for (const letter of letters) expect(letter).toMatchObject({ attempts: 0, reason: expect.stringContaining('unauthentic event') });
     expect(consumer.calls()).toBe(1);
   });
+
+  it('when a handler fails for a while (a short outage) and then recovers, then the message is handled and not dead-lettered; failing past retryForMs dead-letters it', async () => {
+    const bus = transport();
+    const [t, g] = [topic(), group()];
+    const [brief, endless] = [stockEvent(), stockEvent()];
+    const recoversAt = Date.now() + 1_000;
+    const consumer = recorder({ failWith: () => (Date.now() < recoversAt ? new Error('postgres failing over') : undefined) });
+    const failing = recorder({ failWith: () => new Error('gone for good') });
+    await bus.subscribe({ group: g, topics: [t], handle: (e) => (e.id === endless.id ? failing.handle(e) : consumer.handle(e)), retryForMs: 3_000, retryBackoffMs: 50, maxRetryBackoffMs: 200 });
+
+    await bus.publish(t, [brief, endless]);
+
+    await eventually(() => expect(consumer.ids()).toEqual([brief.id]));
+    expect(consumer.calls()).toBeGreaterThan(2);
+    const [letter] = await eventually(async () => {
+      const letters = await bus.listDeadLetters(g);
+      expect(letters).toHaveLength(1);
+      return letters;
+    });
+    expect(letter).toMatchObject({ envelope: { id: endless.id }, reason: expect.stringContaining('gone for good') });
+    expect(letter.attempts).toBeGreaterThan(3);
+  });
 }
