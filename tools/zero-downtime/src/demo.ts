@@ -1,14 +1,16 @@
 /**
- * `npm run demo:zero-downtime [-- --only rolling,blue-green,schema] [--rollouts 3] [--rate 400] [--client-keepalive]`:
- * runs the scenarios on real processes behind nginx, prints a table and writes
+ * `npm run demo:zero-downtime [-- --only rolling,blue-green,schema,containers] [--containers] [--rollouts 3] [--rate 400] [--client-keepalive]`:
+ * runs the scenarios on real processes behind nginx (and, with `--containers`, the rolling update
+ * on containers of the product-service image), prints a table and writes
  * bench/results/zero-downtime-<timestamp>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT } from './builds';
+import { ContainerGroup, buildImage, requireDockerEngine } from './containers';
 import { ProcessGroup } from './processes';
-import { type ScenarioResult, blueGreen, rollingUpdate, schemaChange } from './scenarios';
+import { type ScenarioResult, blueGreen, rollingUpdate, rollingUpdateOnContainers, schemaChange } from './scenarios';
 
 export function table(results: ScenarioResult[]): string {
   const rows = [
@@ -36,14 +38,17 @@ async function main() {
       connections: { type: 'string', default: '8' },
       'shutdown-delay-ms': { type: 'string', default: '1000' },
       'client-keepalive': { type: 'boolean', default: false },
+      containers: { type: 'boolean', default: false },
     },
   });
   const only = new Set(values.only.split(','));
   const load = { connections: Number(values.connections), ratePerSecond: values.rate ? Number(values.rate) : undefined };
   const shutdownDelayMs = Number(values['shutdown-delay-ms']);
+  if (values.containers) only.add('containers');
   const group = new ProcessGroup();
+  const containers = new ContainerGroup();
   const ctx = { group, log: (line: string) => console.log(line) };
-  const kill = () => void group.killAll().then(() => process.exit(130));
+  const kill = () => void Promise.all([group.killAll(), containers.removeAll().catch(() => undefined)]).then(() => process.exit(130));
   process.once('SIGINT', kill);
   process.once('SIGTERM', kill);
 
@@ -71,8 +76,16 @@ async function main() {
       );
     }
     if (only.has('schema')) await run('schema change', () => schemaChange(ctx, { shutdownDelayMs, load }));
+    if (only.has('containers')) {
+      await run('rolling update on containers', async () => {
+        console.log(`  Docker engine ${await requireDockerEngine()}; building the product-service image (build-images.sh --offline --no-scan)`);
+        const image = await buildImage('product-service');
+        return rollingUpdateOnContainers({ ...ctx, containers, image }, { rollouts: Number(values.rollouts), shutdownDelayMs, clientKeepAlive: values['client-keepalive'], load });
+      });
+    }
   } finally {
     await group.killAll();
+    if (only.has('containers')) await containers.removeAll();
   }
 
   console.log(`\n${table(results)}\n`);
