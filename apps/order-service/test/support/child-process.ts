@@ -15,8 +15,11 @@ export interface ChildService {
  * order-service as a real process (`node --import tsx apps/order-service/src/main.ts`), so a test
  * can kill -9 it. Resolves once it logs `listening` with its port.
  */
-export function spawnOrderService(env: Record<string, string>, { startTimeoutMs = 60_000 } = {}): Promise<ChildService> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'apps/order-service/src/main.ts'], {
+export const spawnOrderService = (env: Record<string, string>, options: { startTimeoutMs?: number } = {}) => spawnService('order-service', env, options);
+
+/** A service of the saga as a real process (run from its sources, as order-service above). */
+export function spawnService(app: 'order-service' | 'inventory-service' | 'payment-service', env: Record<string, string>, { startTimeoutMs = 60_000 } = {}): Promise<ChildService> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], {
     cwd: path.join(__dirname, '../../../..'),
     env: { ...process.env, ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -29,7 +32,7 @@ export function spawnOrderService(env: Record<string, string>, { startTimeoutMs 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error('order-service did not start in time'));
+      reject(new Error(`${app} did not start in time`));
     }, startTimeoutMs);
     let buffer = '';
     proc.stdout!.on('data', (chunk) => {
@@ -51,7 +54,7 @@ export function spawnOrderService(env: Record<string, string>, { startTimeoutMs 
     });
     exit.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`order-service exited early with ${code}`));
+      reject(new Error(`${app} exited early with ${code}`));
     });
   });
 }
