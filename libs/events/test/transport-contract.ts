@@ -244,8 +244,8 @@ export function transportContract(harness: () => TransportHarness) {
     const bus = transport();
     const [t, g] = [topic(), group()];
     const [brief, endless] = [stockEvent(), stockEvent()];
-    const recoversAt = Date.now() + 1_000;
-    const consumer = recorder({ failWith: () => (Date.now() < recoversAt ? new Error('postgres failing over') : undefined) });
+    let failingSince: number | undefined; // the outage lasts one second from the first delivery (Kafka joins take seconds)
+    const consumer = recorder({ failWith: () => (Date.now() - (failingSince ??= Date.now()) < 1_000 ? new Error('postgres failing over') : undefined) });
     const failing = recorder({ failWith: () => new Error('gone for good') });
     await bus.subscribe({ group: g, topics: [t], handle: (e) => (e.id === endless.id ? failing.handle(e) : consumer.handle(e)), retryForMs: 3_000, retryBackoffMs: 50, maxRetryBackoffMs: 200 });
 
