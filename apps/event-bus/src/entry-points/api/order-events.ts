@@ -56,7 +56,9 @@ export function streamOrderEvents({ useCases, slots, streams, limits, logger }: 
   return async (orderId: string, req: Request, res: Response): Promise<void> => {
     const viewer = identityOf(req);
     // Taken before the wait below, so that waiting requests count too.
-    const slot = await slots.acquire(viewer.userId);
+    const slot = await slots.acquire(viewer.userId).catch((error: unknown) => {
+      throw new AppError('service_unavailable', 'Live order status is unavailable right now; fetch the order instead', undefined, { cause: error });
+    });
     if (!slot) throw new AppError('rate_limited', `At most ${slots.limit} order status streams may be open at once per user`, { limit: slots.limit });
     let current: OrderStatusRecord;
     try {
