@@ -7,5 +7,5 @@ export { dlqTopic, type DeadLetter, type EventHandler, type SubscribeOptions, ty
 export { connectRedis, createRedisTransport, streamKey, type RedisTransportOptions } from './redis-transport';
 export { createKafkaTransport, type KafkaTransportOptions } from './kafka-transport';
 export { createTransport, eventsConfig, type EventsConfig, type TransportConfig } from './config';
-export { PRODUCERS, UnauthenticEventError, canonicalBytes, createEventSigning, devKeyPair, formatVerifyKeys, producerOf, type EventSigning, type SigningOptions } from './signing';
+export { PRODUCERS, UnauthenticEventError, canonicalBytes, createEventSigning, devKeyPair, formatVerifyKeys, generateEventKeySet, producerOf, type EventSigning, type SigningOptions } from './signing';
 export { jitteredBackoff } from './backoff';

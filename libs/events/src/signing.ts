@@ -1,4 +1,4 @@
-import { type KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { ConfigError } from '@cloudretail/config';
 import { type EventType, catalog } from './catalog';
 import type { EventEnvelope } from './envelope';
@@ -66,6 +66,19 @@ export const formatVerifyKeys = (keys: Record<string, KeyObject>) =>
   Object.entries(keys)
     .map(([service, key]) => `${service}=${key.export({ format: 'der', type: 'spki' }).toString('base64')}`)
     .join(',');
+
+/**
+ * A fresh key set for a platform (tools that start one: bench, drills, a compose .env): the
+ * EVENT_VERIFY_KEYS bundle and each service's EVENT_SIGNING_KEY (base64 DER PKCS#8). Pass extra
+ * services that must start in production without producing events (event-bus).
+ */
+export function generateEventKeySet(services: string[] = Object.values(PRODUCERS)): { verifyKeys: string; signingKeys: Record<string, string> } {
+  const pairs = Object.fromEntries([...new Set([...Object.values(PRODUCERS), ...services])].map((service) => [service, generateKeyPairSync('ed25519')]));
+  return {
+    verifyKeys: formatVerifyKeys(Object.fromEntries(Object.entries(pairs).map(([service, pair]) => [service, pair.publicKey]))),
+    signingKeys: Object.fromEntries(Object.entries(pairs).map(([service, pair]) => [service, pair.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64')])),
+  };
+}
 
 const spki = (key: KeyObject) => key.export({ format: 'der', type: 'spki' }).toString('base64');
 

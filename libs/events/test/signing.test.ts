@@ -3,7 +3,7 @@ import Redis from 'ioredis';
 import { ConfigError } from '@cloudretail/config';
 import { Registry } from '@cloudretail/metrics';
 import { TEST_REDIS_URL } from '@cloudretail/testing';
-import { type EventEnvelope, type Transport, PRODUCERS, canonicalBytes, createEvent, createEventSigning, createTransport, formatVerifyKeys, streamKey } from '../src';
+import { type EventEnvelope, type Transport, PRODUCERS, canonicalBytes, createEvent, createEventSigning, createTransport, formatVerifyKeys, generateEventKeySet, streamKey } from '../src';
 import { eventually, logger, uniqueName } from './support';
 
 // Real keys, as production has them: one pair per producing service, the public halves in one bundle.
@@ -136,5 +136,17 @@ describe('signing configuration', () => {
 
     expect(() => createEventSigning().verify(signed)).not.toThrow();
     expect(() => createEventSigning({ devSeed: 'another-platform' }).verify(signed)).toThrow(/signature does not match/);
+  });
+
+  it('when a key set is generated for a platform, then each service signs as itself with its key and the others verify it', () => {
+    const { verifyKeys: bundle, signingKeys } = generateEventKeySet(['event-bus']);
+    const paymentService = createEventSigning({ verifyKeys: bundle, signingKey: signingKeys['payment-service'], production: true });
+    const eventBus = createEventSigning({ verifyKeys: bundle, signingKey: signingKeys['event-bus'], production: true });
+
+    const signed = paymentService.sign(captured()) as unknown as Record<string, unknown>;
+
+    expect(signed.producer).toBe('payment-service');
+    expect(() => eventBus.verify(signed)).not.toThrow();
+    expect(() => eventBus.sign(captured())).toThrow(/event-bus cannot publish PaymentCaptured/);
   });
 });
