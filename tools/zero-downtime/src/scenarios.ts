@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { type KeyObject, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { createAuth } from '@cloudretail/auth';
+import { generateEventKeySet } from '@cloudretail/events';
 import { build, createTestDatabase, freePort } from '@cloudretail/testing';
 import {
   DEFAULT_THRESHOLDS,
@@ -54,22 +55,13 @@ export interface ScenarioContext {
 const r1 = (n: number) => Math.round(n * 10) / 10;
 const ms = (n: number) => `${Math.round(n)} ms`;
 
-/** The services that publish events; each signs its own and every consumer verifies all of them. */
-const PRODUCERS = ['product-service', 'inventory-service', 'user-service', 'order-service', 'payment-service'];
-
 /**
  * Production services sign the events they publish (Ed25519) and verify every producer's: key
- * pairs of this run for all producers, the private key of `app` (base64 DER, no newlines in env).
+ * pairs of this run for all producers, and the private key of `app`.
  */
 function eventKeys(app: string): Record<string, string> {
-  const pairs = new Map(PRODUCERS.map((service) => [service, generateKeyPairSync('ed25519')]));
-  const der = (key: KeyObject, type: 'spki' | 'pkcs8') => key.export({ format: 'der', type }).toString('base64');
-  const own = pairs.get(app);
-  if (!own) throw new Error(`${app} publishes no events: no signing key for it`);
-  return {
-    EVENT_VERIFY_KEYS: [...pairs].map(([service, pair]) => `${service}=${der(pair.publicKey, 'spki')}`).join(','),
-    EVENT_SIGNING_KEY: der(own.privateKey, 'pkcs8'),
-  };
+  const { verifyKeys, signingKeys } = generateEventKeySet([app]);
+  return { EVENT_VERIFY_KEYS: verifyKeys, EVENT_SIGNING_KEY: signingKeys[app] };
 }
 
 /** Settings shared by every replica of `app`: a fresh database, Redis names of their own, quiet logs. */
