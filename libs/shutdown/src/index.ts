@@ -48,6 +48,8 @@ export interface ServeOptions {
   /** In-flight requests get this long to finish once draining starts; then sockets are destroyed and the exit code is 1. */
   timeoutMs?: number;
   closers?: Closer[];
+  /** Each closer gets this long; one that takes longer is logged and skipped (exit code 1). */
+  closeTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -61,15 +63,26 @@ export interface RunningServer {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function closeAll(closers: Closer[], logger: Logger): Promise<boolean> {
+/**
+ * Closes each in order, each given at most `closeTimeoutMs`: a closer stuck on a dependency that
+ * is down (a consumer waiting for Redis) must not keep the ones after it (the pool) open, nor
+ * hold the process until the orchestrator kills it. A closer that times out counts as failed.
+ */
+async function closeAll(closers: Closer[], logger: Logger, closeTimeoutMs: number): Promise<boolean> {
   let clean = true;
   for (const { name, close } of closers) {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not close within ${closeTimeoutMs} ms; left behind`)), closeTimeoutMs);
+    });
     try {
-      await close();
+      await Promise.race([Promise.resolve().then(close), deadline]);
       logger.info({ resource: name }, 'shutdown: closed');
     } catch (error) {
       clean = false;
       logger.error({ resource: name, err: error }, 'shutdown: close failed');
+    } finally {
+      clearTimeout(timer);
     }
   }
   return clean;
@@ -91,6 +104,7 @@ export async function serve({
   delayMs = 5000,
   timeoutMs = 20000,
   closers = [],
+  closeTimeoutMs = 5000,
 }: ServeOptions): Promise<RunningServer> {
   let shuttingDown = false;
   let started = false;
@@ -120,7 +134,7 @@ export async function serve({
     onSignal: async () => {
       forced = Date.now() - drainStartedAt >= timeoutMs;
       if (forced) logger.error({ timeoutMs }, 'shutdown: deadline hit, open connections were destroyed');
-      if (!(await closeAll(closers, logger))) forced = true;
+      if (!(await closeAll(closers, logger, closeTimeoutMs))) forced = true;
     },
     onShutdown: async () => {
       logger.info({ exitCode: forced ? 1 : 0 }, 'shutdown: done');
@@ -150,7 +164,7 @@ export async function serve({
       shuttingDown = true;
       for (const signal of ['SIGTERM', 'SIGINT'] as const) added[signal].forEach((l) => process.removeListener(signal, l));
       await promisify((server as http.Server & { stop: (cb: (e?: Error) => void) => void }).stop)();
-      await closeAll(closers, logger);
+      await closeAll(closers, logger, closeTimeoutMs);
     },
   };
 }

@@ -101,4 +101,25 @@ describe('serve().stop()', () => {
     expect(closed).toEqual(['a', 'b']);
     expect(process.listenerCount('SIGTERM')).toBe(listenersBefore);
   });
+
+  it('when a closer hangs (a consumer waiting for a Redis that is down), then it is given up after closeTimeoutMs and the ones after it still close', async () => {
+    const closed: string[] = [];
+    const running = await serve({
+      app: (_req, res) => res.end('ok'),
+      port: 0,
+      host: '127.0.0.1',
+      logger: createLogger({ name: 'test', level: 'silent' }),
+      closeTimeoutMs: 200,
+      closers: [
+        { name: 'stuck-consumer', close: () => new Promise(() => undefined) },
+        { name: 'postgres', close: () => closed.push('postgres') },
+      ],
+    });
+    const startedAt = Date.now();
+
+    await running.stop();
+
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
+    expect(closed).toEqual(['postgres']);
+  });
 });
