@@ -109,4 +109,19 @@ describe('forged payment events', () => {
     expect((await request(paymentsUrl).post(`/payments/${payment.id}/refund`).set('authorization', adminToken)).status).toBe(200);
     await eventually(async () => expect(await stepOf(orderId)).toMatchObject({ status: 'REFUNDED' }));
   });
+
+  it('when an order confirmed before payment ids were kept (payment_id NULL) is refunded by an admin, then it is REFUNDED: only the amount can be checked', async () => {
+    const customer = newCustomer();
+    const productId = await system.stockedProduct({ priceCents: 700, available: 5 });
+    if (!system.payments) await system.startLater('payment-service');
+    const orderId = (await placeOrder(ordersUrl, customer, { items: [{ productId, quantity: 1 }] })).body.id as string;
+    expect(await finalOrder(ordersUrl, customer, orderId)).toMatchObject({ status: 'CONFIRMED' });
+    await db().query('UPDATE orders SET payment_id = NULL WHERE id = $1', { bind: [orderId] });
+
+    const paymentsUrl = system.payments!.service.url;
+    const [payment] = (await request(paymentsUrl).get('/payments').query({ orderId }).set('authorization', customer.token)).body.items;
+    expect((await request(paymentsUrl).post(`/payments/${payment.id}/refund`).set('authorization', adminToken)).status).toBe(200);
+
+    await eventually(async () => expect(await stepOf(orderId)).toMatchObject({ status: 'REFUNDED' }));
+  });
 });

@@ -55,7 +55,8 @@ export function sagaUseCases({ sequelize, orders, lifecycle, stepTimeoutMs, onIg
   /** Why a refund is not of this order's captured payment, or null when it is. */
   function refundMismatch(order: OrderRecord, fact: Money): IgnoredFact['mismatch'] | null {
     if (order.status !== 'CONFIRMED') return 'not_confirmed';
-    if (fact.paymentId !== order.paymentId) return 'payment_id';
+    // null: confirmed before payment ids were kept (migration 002); only the amount can be checked.
+    if (order.paymentId !== null && fact.paymentId !== order.paymentId) return 'payment_id';
     if (fact.amountCents !== order.totalCents || fact.currency !== order.currency) return 'amount';
     return null;
   }
