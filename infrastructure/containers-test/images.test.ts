@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { generateEventKeySet } from '@cloudretail/events';
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from '@cloudretail/testing';
 import { APP_NAMES, APPS, type AppName, SECRET_STAND_INS, appConfigs } from '../test/support';
 import { DOCKER, TEST_LABEL, docker, freePort, inspect, logsOf, readState, sh, sleep, waitUntil } from './docker';
@@ -141,6 +142,12 @@ async function environment(app: AppName, keepUpstream: (s: Server) => Promise<un
     await keepUpstream(server);
     for (const v of config.vars) if (v.variable.endsWith('_SERVICE_URL') || v.variable === 'EVENT_BUS_URL') env[v.variable] = `http://127.0.0.1:${upstreamPort}`;
     inFlightPath = '/api/products';
+  }
+  if (keys.has('EVENT_SIGNING_KEY')) {
+    // NODE_ENV=production: events are signed with the service's own key and verified with the bundle.
+    const set = generateEventKeySet(['event-bus']);
+    env.EVENT_VERIFY_KEYS = set.verifyKeys;
+    env.EVENT_SIGNING_KEY = set.signingKeys[app];
   }
   const pair = generateKeyPairSync('ed25519');
   const pem = { private: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), public: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString() };

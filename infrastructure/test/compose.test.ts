@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { generateEventKeySet } from '@cloudretail/events';
 import { APPS, APP_NAMES, type AppConfig, appConfigs, appsWithoutConfig, configError, workspaceRoot } from './support';
 import { parseDockerfile } from './dockerfile';
 
@@ -24,8 +25,22 @@ const dev = load('docker-compose.dev.yml');
 const kafka = load('docker-compose.kafka.yml');
 const monitoring = load('docker-compose.monitoring.yml');
 
-/** `${VAR:-default}` as compose resolves it with VAR unset; `$$` is a literal `$`. */
-const interpolate = (value: string | number) => String(value).replace(/\$\{\w+:-([^}]*)\}/g, '$1').replace(/\$\$/g, '$');
+/** What `npm run compose:up` puts in .data/compose/secrets.env: the `${VAR:?…}` values. */
+const secrets: Record<string, string> = (() => {
+  const keys = generateEventKeySet(['event-bus']);
+  const signing = Object.entries(keys.signingKeys).map(([service, key]) => [`${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY`, key]);
+  return { POSTGRES_PASSWORD: 'a-generated-password', EVENT_VERIFY_KEYS: keys.verifyKeys, ...Object.fromEntries(signing) };
+})();
+
+/** `${VAR:-default}` as compose resolves it with VAR unset, `${VAR:?…}` with the secrets file; `$$` is a literal `$`. */
+const interpolate = (value: string | number) =>
+  String(value)
+    .replace(/\$\{\w+:-([^}]*)\}/g, '$1')
+    .replace(/\$\{(\w+):\?[^}]*\}/g, (_m, name: string) => {
+      if (!(name in secrets)) throw new Error(`compose requires ${name}, which compose:up does not make`);
+      return secrets[name];
+    })
+    .replace(/\$\$/g, '$');
 const envOf = (service: ComposeService) => Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, interpolate(v)]));
 
 let configs: AppConfig[];

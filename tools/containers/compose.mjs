@@ -12,6 +12,8 @@
 // does not get healthy it names it, prints its last log lines and exits 1.
 // down: removes the stack's containers, networks and volumes.
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -80,8 +82,33 @@ function containers(compose, env) {
   });
 }
 
+/**
+ * The stack's secrets, made once per checkout and kept in .data/compose/secrets.env (gitignored):
+ * the Postgres password and each service's Ed25519 event-signing key with the bundle of public
+ * keys every consumer verifies with (the libs/events formats). Plain `docker compose` reads them
+ * with `--env-file .data/compose/secrets.env`. What the caller's environment sets wins.
+ */
+function secrets() {
+  const file = path.join(root, '.data/compose/secrets.env');
+  if (!existsSync(file)) {
+    const services = ['user-service', 'product-service', 'order-service', 'inventory-service', 'payment-service', 'event-bus'];
+    const pairs = services.map((service) => [service, generateKeyPairSync('ed25519')]);
+    const der = (key, type) => key.export({ format: 'der', type }).toString('base64');
+    const lines = [
+      '# Made by `npm run compose:up` (tools/containers/compose.mjs); delete it to make new ones.',
+      `POSTGRES_PASSWORD=${randomBytes(18).toString('base64url')}`,
+      `EVENT_VERIFY_KEYS=${pairs.map(([service, pair]) => `${service}=${der(pair.publicKey, 'spki')}`).join(',')}`,
+      ...pairs.map(([service, pair]) => `${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY=${der(pair.privateKey, 'pkcs8')}`),
+    ];
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+    say(`made the stack's secrets: ${path.relative(root, file)}`);
+  }
+  return Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((l) => /^\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
 async function up() {
-  const env = { ...process.env };
+  const env = { ...secrets(), ...process.env };
   env.GRAFANA_ADMIN_PASSWORD ??= values.monitoring ? crypto.randomUUID() : 'unused';
   const compose = composeClient();
   const run = (...args) => sh(compose[0], [...compose.slice(1), ...files.flatMap((f) => ['-f', f]), ...args], { env });
@@ -138,7 +165,7 @@ async function up() {
 }
 
 function down() {
-  const env = { ...process.env, GRAFANA_ADMIN_PASSWORD: process.env.GRAFANA_ADMIN_PASSWORD ?? 'unused' };
+  const env = { ...secrets(), ...process.env, GRAFANA_ADMIN_PASSWORD: process.env.GRAFANA_ADMIN_PASSWORD ?? 'unused' };
   const compose = composeClient();
   // Every file, so containers of an opt-in addition started earlier are removed too.
   const all = ['docker-compose.yml', 'docker-compose.kafka.yml', 'docker-compose.monitoring.yml'];
