@@ -1,4 +1,4 @@
-import { boolean, list, milliseconds, port, positiveInt, serviceBase, url, z } from '@cloudretail/config';
+import { boolean, jwtVerifierConfig, list, milliseconds, port, positiveInt, serviceBase, url, z } from '@cloudretail/config';
 import { GROUPS, type Group } from './routes';
 
 /** `<requests>/<window>`, e.g. `300/60s`, `20/1m`, `5/500ms`. */
@@ -36,7 +36,7 @@ const perGroupTimeouts = Object.fromEntries(
 export const configSchema = z.object({
   ...serviceBase,
   PORT: port(8080).describe('HTTP port'),
-  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').describe('HS256 secret used to verify JWTs at the edge'),
+  ...jwtVerifierConfig,
   REDIS_URL: url().default('redis://127.0.0.1:6379').describe('Redis shared by every gateway replica for rate limiting'),
   USER_SERVICE_URL: upstream(3001).describe('user-service base URL (/api/auth, /api/users)'),
   PRODUCT_SERVICE_URL: upstream(3002).describe('product-service base URL (/api/products)'),

@@ -1,6 +1,6 @@
 import cors from 'cors';
 import Redis from 'ioredis';
-import { createAuth } from '@cloudretail/auth';
+import { createAuth, keysFromConfig } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
 import type http from 'node:http';
 import { createApp, finishApp } from '@cloudretail/http';
@@ -79,7 +79,10 @@ function buildApp(ctx: GatewayContext): http.RequestListener {
 
   const rules = Object.fromEntries(GROUPS.map((g) => [g, rateRuleFor(config, g)])) as Record<Group, ReturnType<typeof rateRuleFor>>;
   const timeouts = Object.fromEntries(GROUPS.map((g) => [g, timeoutFor(config, g)])) as Record<Group, number>;
-  const verifier = createTokenVerifier({ auth: createAuth({ secret: config.JWT_SECRET }), maxEntries: config.TOKEN_CACHE_SIZE, maxAgeMs: config.TOKEN_CACHE_TTL_MS });
+  // Public keys only (JWT_PUBLIC_KEY or JWKS_URL, fetched now, not per request); revocation is checked by the services.
+  const keys = keysFromConfig(config, (err) => logger.warn({ err, url: config.JWKS_URL }, 'JWKS fetch failed'));
+  keys.warm();
+  const verifier = createTokenVerifier({ auth: createAuth({ keys }), maxEntries: config.TOKEN_CACHE_SIZE, maxAgeMs: config.TOKEN_CACHE_TTL_MS });
   const admit = createEdge({ verifier, limiter, ruleFor: (g) => rules[g], bodyLimitBytes: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY });
   const forward = (upstream: UpstreamName, group: Group, req: http.IncomingMessage, res: http.ServerResponse) => upstreams[upstream].forward(req, res, timeouts[group]);
 

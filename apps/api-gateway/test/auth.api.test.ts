@@ -1,6 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
-import { TEST_JWT_SECRET } from '@cloudretail/testing';
+import { TEST_JWT_KEYS, signTestToken } from '@cloudretail/testing';
 import type { RunningGateway } from '../src/main';
 import type { UpstreamName } from '../src/routes';
 import { type Stub, bearer, gatewayEnv, metricValue, startAllStubs, startGateway, tokens } from './helpers';
@@ -71,16 +72,18 @@ describe('auth matrix: anonymous / customer / admin × every route group', () =>
 
 describe('bad tokens', () => {
   it('when the token has expired, then a protected route answers 401 "Token expired"', async () => {
-    const expired = jwt.sign({ role: 'customer', exp: Math.floor(Date.now() / 1000) - 10 }, TEST_JWT_SECRET, { subject: 'u1', issuer: 'cloudretail' });
+    const expired = signTestToken({ userId: 'u1', role: 'customer' }, { expiresInSeconds: -10 });
     const res = await api().get('/api/orders').set('authorization', bearer(expired));
     expect(res.status).toBe(401);
     expect(res.body.error).toEqual({ code: 'unauthorized', message: 'Token expired' });
   });
 
-  it('when the token is signed with another secret, uses alg none, or the scheme is not Bearer, then 401', async () => {
+  it('when the token is HS256 (any secret, even the public key), signed by another key, uses alg none, or the scheme is not Bearer, then 401', async () => {
     const forged = jwt.sign({ role: 'admin' }, 'another-secret-0123456789abcdef', { subject: 'u1', issuer: 'cloudretail' });
+    const withPublicKey = jwt.sign({ role: 'admin' }, Buffer.from(TEST_JWT_KEYS.publicKey), { subject: 'u1', issuer: 'cloudretail', algorithm: 'HS256' });
+    const otherKey = jwt.sign({ role: 'admin' }, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, { subject: 'u1', issuer: 'cloudretail', algorithm: 'RS256' });
     const none = jwt.sign({ role: 'admin' }, '', { subject: 'u1', issuer: 'cloudretail', algorithm: 'none' });
-    for (const header of [bearer(forged), bearer(none), `Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer']) {
+    for (const header of [bearer(forged), bearer(withPublicKey), bearer(otherKey), bearer(none), `Basic ${Buffer.from('a:b').toString('base64')}`, 'Bearer']) {
       const res = await api().get('/api/users/me').set('authorization', header);
       expect(res.status).toBe(401);
       expect(res.body.error.code).toBe('unauthorized');
@@ -94,7 +97,7 @@ describe('bad tokens', () => {
   });
 
   it('when a token expires while cached, then the cache does not keep it alive', async () => {
-    const shortLived = jwt.sign({ role: 'customer', exp: Math.floor(Date.now() / 1000) + 1 }, TEST_JWT_SECRET, { subject: 'u-short', issuer: 'cloudretail' });
+    const shortLived = signTestToken({ userId: 'u-short', role: 'customer' }, { expiresInSeconds: 1 });
     expect((await api().get('/api/orders').set('authorization', bearer(shortLived))).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 2100));
     const res = await api().get('/api/orders').set('authorization', bearer(shortLived));

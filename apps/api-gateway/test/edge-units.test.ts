@@ -1,6 +1,6 @@
-import { createAuth } from '@cloudretail/auth';
+import { createAuth, publicKeyOf, staticKeys } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
-import { TEST_JWT_SECRET } from '@cloudretail/testing';
+import { TEST_JWT_KEYS, signTestToken } from '@cloudretail/testing';
 import { configSchema, rateRuleFor, timeoutFor } from '../src/config';
 import type { IncomingMessage } from 'node:http';
 import { clientIp } from '../src/edge/edge';
@@ -49,11 +49,11 @@ describe('CircuitBreaker', () => {
 });
 
 describe('token verifier', () => {
-  const auth = createAuth({ secret: TEST_JWT_SECRET });
+  const auth = createAuth({ keys: staticKeys([publicKeyOf(TEST_JWT_KEYS.publicKey)]) });
 
   it('when the same token comes again, then it is served from the cache; the cache never grows past its bound', () => {
     const verifier = createTokenVerifier({ auth, maxEntries: 2, maxAgeMs: 60_000 });
-    const [a, b, c] = ['a', 'b', 'c'].map((id) => auth.sign({ userId: id, role: 'customer' }));
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => signTestToken({ userId: id, role: 'customer' }));
     expect(verifier.verify(a)).toEqual({ identity: { userId: 'a', role: 'customer' } });
     verifier.verify(a);
     verifier.verify(b);
@@ -68,7 +68,7 @@ describe('token verifier', () => {
   it('when a cached entry is older than maxAgeMs, then the token is verified again', () => {
     let now = 0;
     const verifier = createTokenVerifier({ auth, maxEntries: 10, maxAgeMs: 1000, now: () => now });
-    const token = auth.sign({ userId: 'a', role: 'admin' });
+    const token = signTestToken({ userId: 'a', role: 'admin' });
     verifier.verify(token);
     now = 1001;
     verifier.verify(token);
@@ -116,7 +116,7 @@ describe('client IP (the rate limit bucket of anonymous callers)', () => {
 });
 
 describe('config', () => {
-  const base = { JWT_SECRET: TEST_JWT_SECRET };
+  const base = { JWT_PUBLIC_KEY: TEST_JWT_KEYS.publicKey };
 
   it('reads per-group rate limits and timeouts, falling back to the defaults', () => {
     const config = loadConfig(configSchema, { ...base, RATE_LIMIT_DEFAULT: '100/1m', RATE_LIMIT_ORDERS: '5/500ms', TIMEOUT_PAYMENTS_MS: '15000' });
@@ -127,15 +127,15 @@ describe('config', () => {
     expect(timeoutFor(config, 'orders')).toBe(10_000);
   });
 
-  it('when a rate limit is malformed or the secret is missing, then start-up fails naming each variable', () => {
+  it('when a rate limit or the public key is malformed, then start-up fails naming each variable', () => {
     const error = (() => {
       try {
-        loadConfig(configSchema, { RATE_LIMIT_AUTH: 'lots' });
+        loadConfig(configSchema, { RATE_LIMIT_AUTH: 'lots', JWT_PUBLIC_KEY: 'a-secret-is-not-a-public-key' });
       } catch (e) {
         return e as ConfigError;
       }
     })();
     expect(error).toBeInstanceOf(ConfigError);
-    expect(error!.issues.map((i) => i.variable).sort()).toEqual(['JWT_SECRET', 'RATE_LIMIT_AUTH']);
+    expect(error!.issues.map((i) => i.variable).sort()).toEqual(['JWT_PUBLIC_KEY', 'RATE_LIMIT_AUTH']);
   });
 });

@@ -3,12 +3,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import { createAuth } from '@cloudretail/auth';
-import { TEST_JWT_SECRET, TEST_REDIS_URL, testEnv } from '@cloudretail/testing';
+import { TEST_JWT_KEYS, TEST_REDIS_URL, signTestToken, testEnv } from '@cloudretail/testing';
 import { type RunningGateway, start } from '../src/main';
 import { UPSTREAMS, type UpstreamName } from '../src/routes';
 
-const auth = createAuth({ secret: TEST_JWT_SECRET });
+const auth = { sign: signTestToken };
 export const ids = { customer: randomUUID(), admin: randomUUID() };
 export const tokens = {
   customer: auth.sign({ userId: ids.customer, role: 'customer' }),
@@ -92,7 +91,7 @@ export function gatewayEnv(stubs: Partial<Record<UpstreamName, { url: string }>>
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
     REDIS_URL: TEST_REDIS_URL,
-    JWT_SECRET: TEST_JWT_SECRET,
+    JWT_PUBLIC_KEY: TEST_JWT_KEYS.publicKey,
     SHUTDOWN_DELAY_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '1000',
     RATE_LIMIT_KEY_PREFIX: `test:gateway:${randomUUID()}`,

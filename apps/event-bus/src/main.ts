@@ -1,4 +1,4 @@
-import { createAuth } from '@cloudretail/auth';
+import { authFromConfig } from '@cloudretail/auth';
 import { TOPICS } from '@cloudretail/events';
 import { createApp, finishApp } from '@cloudretail/http';
 import { type ServiceContext, type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
@@ -49,7 +49,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
       reconnectMs: config.SSE_RECONNECT_MS,
       firstStatusWaitMs: config.SSE_FIRST_STATUS_WAIT_MS,
     };
-    eventBusApi({ backbone, orderStatus, auth: createAuth({ secret: config.JWT_SECRET }), groups, streams, slots, limits, logger }).mount(app);
+    eventBusApi({ backbone, orderStatus, auth: authFromConfig(config, { redis, logger }), groups, streams, slots, limits, logger }).mount(app);
     registerBackboneMetrics({ registry: metrics.registry, backbone, sseListeners: () => channel.listenerCount(), logger });
     const consumer = await startOrderStatusConsumer({ transport, useCases: orderStatus });
 

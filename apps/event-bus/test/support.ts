@@ -1,12 +1,11 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { createAuth } from '@cloudretail/auth';
 import { createLogger } from '@cloudretail/logging';
-import { TEST_JWT_SECRET } from '@cloudretail/testing';
+import { signTestToken } from '@cloudretail/testing';
 
 export const logger = createLogger({ name: 'event-bus-test', level: (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent' });
 
-const auth = createAuth({ secret: TEST_JWT_SECRET });
+const auth = { sign: signTestToken };
 export const tokenFor = (userId: string, role: 'customer' | 'admin' = 'customer') => auth.sign({ userId, role });
 export const bearer = (userId: string, role: 'customer' | 'admin' = 'customer') => `Bearer ${tokenFor(userId, role)}`;
 export const adminBearer = bearer(randomUUID(), 'admin');

@@ -1,4 +1,4 @@
-import { createAuth } from '@cloudretail/auth';
+import { authFromConfig } from '@cloudretail/auth';
 import { createApp, finishApp } from '@cloudretail/http';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
 import { configSchema } from './config';
@@ -18,7 +18,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'inventory-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, transport, faults }) {
+  async setup({ config, logger, metrics, sequelize, redis, transport, faults }) {
     const stock = stockRepository(sequelize);
     const reservations = reservationRepository(sequelize);
     const lowStockThreshold = config.LOW_STOCK_THRESHOLD;
@@ -32,7 +32,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
       reservations: reservationUseCases({ sequelize, stock, reservations, reservationTtlMs: config.RESERVATION_TTL_MS, lowStockThreshold }),
     };
     const app = createApp({ logger, metrics, faults });
-    inventoryApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    inventoryApi(useCases, authFromConfig(config, { redis, logger })).mount(app);
     const sweeper = startReservationSweeper({
       intervalMs: config.RESERVATION_SWEEP_INTERVAL_MS,
       releaseExpired: () => useCases.reservations.releaseExpired(),

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
 import { QueryTypes } from '@cloudretail/db';
-import { TEST_JWT_SECRET, build, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { signTestToken, build, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
-const auth = createAuth({ secret: TEST_JWT_SECRET });
+const auth = { sign: signTestToken };
 export const adminToken = `Bearer ${auth.sign({ userId: '00000000-0000-4000-8000-000000000001', role: 'admin' })}`;
 export const customerToken = `Bearer ${auth.sign({ userId: '00000000-0000-4000-8000-000000000002', role: 'customer' })}`;
 

@@ -1,4 +1,4 @@
-import { createAuth } from '@cloudretail/auth';
+import { authFromConfig } from '@cloudretail/auth';
 import { createApp, finishApp, shedLoad } from '@cloudretail/http';
 import { Counter, Histogram } from '@cloudretail/metrics';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
@@ -18,7 +18,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'order-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, transport, faults }) {
+  async setup({ config, logger, metrics, sequelize, redis, transport, faults }) {
     const outcomes = new Counter({ name: 'saga_outcomes_total', help: 'Checkout sagas by outcome', labelNames: ['outcome'] as const, registers: [metrics.registry] });
     const duration = new Histogram({
       name: 'saga_duration_seconds',
@@ -57,7 +57,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
     // Load shedding for POST /orders: sagas in flight (all replicas), then this replica's own work.
     const admission = sagaAdmission({ sequelize, maxPending: config.ORDER_MAX_PENDING, intervalMs: config.ORDER_ADMISSION_INTERVAL_MS, logger, registry: metrics.registry });
     const placement = shedLoad({ concurrency: config.ORDER_PLACEMENT_CONCURRENCY, queue: config.ORDER_PLACEMENT_QUEUE });
-    orderApi(useCases, createAuth({ secret: config.JWT_SECRET }), [admission.guard, placement]).mount(app);
+    orderApi(useCases, authFromConfig(config, { redis, logger }), [admission.guard, placement]).mount(app);
     const consumer = await startSagaConsumer({ transport, sequelize, saga });
     const sweeper = startSagaTimeoutSweeper({ intervalMs: config.SAGA_SWEEP_INTERVAL_MS, cancelTimedOut: () => saga.cancelTimedOut(), logger });
     return { app: finishApp(app), closers: [consumer, sweeper, admission.closer] };

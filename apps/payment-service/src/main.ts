@@ -1,4 +1,4 @@
-import { createAuth } from '@cloudretail/auth';
+import { authFromConfig } from '@cloudretail/auth';
 import { createApp, finishApp } from '@cloudretail/http';
 import { createSequelize } from '@cloudretail/db';
 import { Counter } from '@cloudretail/metrics';
@@ -15,7 +15,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'payment-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, transport, faults }) {
+  async setup({ config, logger, metrics, sequelize, redis, transport, faults }) {
     const paymentsTotal = new Counter({ name: 'payments_total', help: 'Payments reaching a status, by status', labelNames: ['status'] as const, registers: [metrics.registry] });
     // The sandbox stands in for a remote PSP: a pool of its own, so a provider call made while a
     // payment transaction holds a connection never waits on the service's pool.
@@ -27,7 +27,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
       onStatus: (status) => paymentsTotal.inc({ status }),
     });
     const app = createApp({ logger, metrics, faults });
-    paymentApi(payments, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    paymentApi(payments, authFromConfig(config, { redis, logger })).mount(app);
     const consumer = await startOrderEventsConsumer({ transport, sequelize, payments });
     return { app: finishApp(app), closers: [consumer, { name: 'sandbox-provider', close: () => sandboxDb.close() }] };
   },

@@ -1,17 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
 import { QueryTypes } from '@cloudretail/db';
 import { type EventEnvelope, type Transport, createEvent, createEventSigning, createTransport } from '@cloudretail/events';
 import { createLogger } from '@cloudretail/logging';
-import { TEST_JWT_SECRET, TEST_REDIS_URL, createTestDatabase, eventually, testEnv } from '@cloudretail/testing';
+import { signTestToken, TEST_REDIS_URL, createTestDatabase, eventually, testEnv } from '@cloudretail/testing';
 import { paymentRepository } from '../src/data-access/payment-repository';
 import { createSandboxProvider } from '../src/data-access/sandbox-provider';
 import { paymentUseCases } from '../src/domain/payment-use-cases';
 import { start } from '../src/main';
 
-const auth = createAuth({ secret: TEST_JWT_SECRET });
+const auth = { sign: signTestToken };
 const tokenOf = (userId: string, role: 'customer' | 'admin' = 'customer') => `Bearer ${auth.sign({ userId, role })}`;
 const adminToken = tokenOf(randomUUID(), 'admin');
 

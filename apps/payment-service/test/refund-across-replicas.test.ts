@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
 import { QueryTypes } from '@cloudretail/db';
 import { type Transport, createEvent, createTransport } from '@cloudretail/events';
 import { createLogger } from '@cloudretail/logging';
-import { TEST_JWT_SECRET, TEST_REDIS_URL, createTestDatabase, eventually, testEnv } from '@cloudretail/testing';
+import { signTestToken, TEST_REDIS_URL, createTestDatabase, eventually, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
 // Two replicas on one database, as Kubernetes runs them. Each gets a topic namespace of its own,
 // so the test decides which replica handles which event.
-const adminToken = `Bearer ${createAuth({ secret: TEST_JWT_SECRET }).sign({ userId: randomUUID(), role: 'admin' })}`;
+const adminToken = `Bearer ${signTestToken({ userId: randomUUID(), role: 'admin' })}`;
 const prefixes = { a: `t${randomUUID().slice(0, 8)}.`, b: `t${randomUUID().slice(0, 8)}.` };
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let replicas: { a: Awaited<ReturnType<typeof start>>; b: Awaited<ReturnType<typeof start>> };

@@ -1,4 +1,4 @@
-import { createAuth } from '@cloudretail/auth';
+import { authFromConfig } from '@cloudretail/auth';
 import { createApp, finishApp } from '@cloudretail/http';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
 import { configSchema } from './config';
@@ -22,7 +22,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
       cache: productCache(redis, logger, { ttlSeconds: config.CACHE_TTL_SECONDS, prefix: config.REDIS_KEY_PREFIX }),
     });
     const app = createApp({ logger, metrics, faults });
-    productApi(useCases, createAuth({ secret: config.JWT_SECRET })).mount(app);
+    productApi(useCases, authFromConfig(config, { redis, logger })).mount(app);
     return { app: finishApp(app) };
   },
 };

@@ -1,12 +1,11 @@
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
-import { TEST_JWT_SECRET, build, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { signTestToken, build, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
 type Running = Awaited<ReturnType<typeof start>>;
 let service: Running;
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
-const auth = createAuth({ secret: TEST_JWT_SECRET });
+const auth = { sign: signTestToken };
 const admin = `Bearer ${auth.sign({ userId: '00000000-0000-4000-8000-000000000001', role: 'admin' })}`;
 const customer = `Bearer ${auth.sign({ userId: '00000000-0000-4000-8000-000000000002', role: 'customer' })}`;
 

@@ -1,9 +1,8 @@
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
-import { TEST_JWT_SECRET, build, createTestDatabase, eventually, startPrivateRedis, testEnv } from '@cloudretail/testing';
+import { signTestToken, build, createTestDatabase, eventually, startPrivateRedis, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
-const admin = `Bearer ${createAuth({ secret: TEST_JWT_SECRET }).sign({ userId: '00000000-0000-4000-8000-000000000001', role: 'admin' })}`;
+const admin = `Bearer ${signTestToken({ userId: '00000000-0000-4000-8000-000000000001', role: 'admin' })}`;
 
 describe('a Redis outage', () => {
   it('when Redis is down, then product-service stays ready (Redis reported down) and serves reads from the database', async () => {

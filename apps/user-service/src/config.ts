@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { privateKeyOf, publicKeyOf } from '@cloudretail/auth';
 import { eventsConfig } from '@cloudretail/events';
 import { dataServiceBase, port, positiveInt, z } from '@cloudretail/config';
 
@@ -26,9 +27,12 @@ const trustProxy = () =>
       return entries;
     });
 
+// user-service verifies its tokens with its own keys: the verifier keys of other services do not apply.
+const { JWT_PUBLIC_KEY: _publicKey, JWKS_URL: _jwksUrl, ...base } = dataServiceBase;
+
 export const configSchema = z
   .object({
-    ...dataServiceBase,
+    ...base,
   ...eventsConfig,
     PORT: port(3001).describe('HTTP port'),
     DATABASE_URL: dataServiceBase.DATABASE_URL.default('postgres://postgres@127.0.0.1:5432/cloudretail_users'),
@@ -50,10 +54,23 @@ export const configSchema = z
     LOGIN_MAX_FAILURES_PER_IP: positiveInt(20).describe('Failed logins allowed per client IP within the window before 429'),
     LOGIN_KNOWN_CLIENT_DAYS: positiveInt(30).describe('How long an address that signed in to an account stays exempt from that account’s lock'),
     LOGIN_THROTTLE_WINDOW_SECONDS: positiveInt(900).describe('Length of the login throttling window, counted from the first failure'),
+    JWT_PRIVATE_KEY: z.string().min(1).optional().describe('PEM RSA private key that signs tokens (required in production; unset elsewhere: a key pair is generated at start-up)'),
+    JWT_PREVIOUS_PUBLIC_KEY: z.string().min(1).optional().describe('PEM public key of the signing key before a rotation, still served in the JWKS until its tokens expire'),
+    JWT_EXPIRES_IN_SECONDS: positiveInt(3600).describe('Token lifetime'),
     LOGIN_THROTTLE_KEY_PREFIX: z.string().min(1).default('user-service:login').describe('Redis key prefix of the login failure counters'),
   })
   // Half an admin account is a deployment mistake: say so at start-up instead of silently skipping it.
   .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production' && !c.JWT_PRIVATE_KEY) ctx.addIssue({ code: 'custom', path: ['JWT_PRIVATE_KEY'], message: 'is required when NODE_ENV=production' });
+    for (const [variable, parse] of [['JWT_PRIVATE_KEY', privateKeyOf], ['JWT_PREVIOUS_PUBLIC_KEY', publicKeyOf]] as const) {
+      const value = c[variable];
+      if (!value) continue;
+      try {
+        parse(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: [variable], message: 'must be a PEM RSA key' });
+      }
+    }
     if (c.ADMIN_EMAIL && !c.ADMIN_PASSWORD) ctx.addIssue({ code: 'custom', path: ['ADMIN_PASSWORD'], message: 'is required when ADMIN_EMAIL is set' });
     if (c.ADMIN_PASSWORD && !c.ADMIN_EMAIL) ctx.addIssue({ code: 'custom', path: ['ADMIN_EMAIL'], message: 'is required when ADMIN_PASSWORD is set' });
   });

@@ -1,4 +1,4 @@
-import { createAuth } from '@cloudretail/auth';
+import { createAuth, createIssuer, createRevocations, generateSigningKeyPair } from '@cloudretail/auth';
 import { createApp, finishApp } from '@cloudretail/http';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
 import { configSchema } from './config';
@@ -14,7 +14,23 @@ export const service: ServiceDefinition<typeof configSchema> = {
   schema: configSchema,
   migrations,
   async setup({ config, logger, metrics, sequelize, redis, faults }) {
-    const auth = createAuth({ secret: config.JWT_SECRET });
+    let privateKey = config.JWT_PRIVATE_KEY;
+    if (!privateKey) {
+      // Development only (config refuses production without a key): tokens die with this process.
+      privateKey = generateSigningKeyPair().privateKey;
+      logger.warn('JWT_PRIVATE_KEY is not set: signing with a key pair generated at start-up (verifiers fetch it from /.well-known/jwks.json)');
+    }
+    const issuer = createIssuer({
+      privateKey,
+      previousPublicKeys: config.JWT_PREVIOUS_PUBLIC_KEY ? [config.JWT_PREVIOUS_PUBLIC_KEY] : [],
+      expiresInSeconds: config.JWT_EXPIRES_IN_SECONDS,
+    });
+    const revocations = createRevocations(redis, {
+      prefix: config.JWT_REVOCATION_KEY_PREFIX,
+      cacheMs: config.JWT_REVOCATION_CACHE_MS,
+      onError: (err) => logger.warn({ err }, 'token revocation check skipped: Redis unreachable'),
+    });
+    const auth = createAuth({ keys: issuer.keys, revocations });
     const useCases = userUseCases({
       sequelize,
       users: userRepository(sequelize),
@@ -27,7 +43,8 @@ export const service: ServiceDefinition<typeof configSchema> = {
         knownClientSeconds: config.LOGIN_KNOWN_CLIENT_DAYS * 86_400,
         maxKnownClients: 20,
       }),
-      issueToken: auth.sign,
+      issuer,
+      revocations,
       logger,
     });
     if (config.ADMIN_EMAIL && config.ADMIN_PASSWORD) {
@@ -37,6 +54,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
     const app = createApp({ logger, metrics, faults });
     // req.ip is the client the gateway names in X-Forwarded-For, believed only from TRUST_PROXY peers.
     app.set('trust proxy', config.TRUST_PROXY);
+    app.get('/.well-known/jwks.json', (_req, res) => res.set('cache-control', 'public, max-age=300').json(issuer.jwks()));
     userApi(useCases, auth).mount(app);
     return { app: finishApp(app) };
   },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
-import { TEST_JWT_SECRET, build, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { TEST_JWT_KEYS, build, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
 type Running = Awaited<ReturnType<typeof start>>;
@@ -37,7 +37,7 @@ describe('POST /auth/register', () => {
 
     expect(res.status).toBe(201);
     expect(res.body.user).toEqual({ id: expect.any(String), email: input.email, name: input.name, role: 'customer', preferences: {}, createdAt: expect.any(String) });
-    const claims = jwt.verify(res.body.token, TEST_JWT_SECRET) as jwt.JwtPayload;
+    const claims = jwt.verify(res.body.token, TEST_JWT_KEYS.publicKey, { algorithms: ['RS256'] }) as jwt.JwtPayload;
     expect(claims).toMatchObject({ sub: res.body.user.id, role: 'customer', exp: expect.any(Number) });
     const events = await query<{ type: string; envelope: { payload: unknown } }>('SELECT type, envelope FROM outbox WHERE aggregate_id = $1', [res.body.user.id]);
     expect(events).toEqual([{ type: 'UserRegistered', envelope: expect.objectContaining({ payload: { userId: res.body.user.id, email: input.email, role: 'customer' } }) }]);

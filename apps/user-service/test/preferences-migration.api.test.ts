@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
 import { type Sequelize, createSequelize, migrate } from '@cloudretail/db';
-import { TEST_JWT_SECRET, build, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { signTestToken, build, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { migrations } from '../src/data-access/migrations';
 import { start } from '../src/main';
 
@@ -35,7 +34,7 @@ describe('migration 002-add-user-preferences', () => {
     // The new version starts and applies 002 itself, as MIGRATE_ON_START does.
     const service = await start(testEnv(db.url, { LOGIN_THROTTLE_KEY_PREFIX: `test:user-migration:${randomUUID()}` }));
     try {
-      const token = createAuth({ secret: TEST_JWT_SECRET }).sign({ userId: oldId, role: 'customer' });
+      const token = signTestToken({ userId: oldId, role: 'customer' });
       const me = await request(service.url).get('/users/me').set('authorization', `Bearer ${token}`);
       expect(me.status).toBe(200);
       expect(me.body).toMatchObject({ id: oldId, name: 'Old Timer', preferences: {} });

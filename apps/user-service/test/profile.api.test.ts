@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
-import { TEST_JWT_SECRET, build, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { createIssuer, generateSigningKeyPair } from '@cloudretail/auth';
+import { signTestToken, build, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
 type Running = Awaited<ReturnType<typeof start>>;
@@ -42,10 +42,10 @@ describe('GET /users/me', () => {
     expect(res.body).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
   });
 
-  it('when the token is expired, garbage, or signed with another secret, then 401', async () => {
+  it('when the token is expired, garbage, or signed with another key, then 401', async () => {
     const { user } = await signUp();
-    const expired = createAuth({ secret: TEST_JWT_SECRET, expiresIn: -10 }).sign({ userId: user.id, role: 'customer' });
-    const forged = createAuth({ secret: 'some-other-secret-0123456789' }).sign({ userId: user.id, role: 'admin' });
+    const expired = signTestToken({ userId: user.id, role: 'customer' }, { expiresInSeconds: -10 });
+    const forged = createIssuer({ privateKey: generateSigningKeyPair().privateKey }).sign({ userId: user.id, role: 'admin' });
 
     const responses = await Promise.all(
       [`Bearer ${expired}`, 'Bearer not.a.jwt', `Bearer ${forged}`, 'Basic dXNlcjpwYXNz'].map((header) => api().get('/users/me').set('authorization', header)),
@@ -56,7 +56,7 @@ describe('GET /users/me', () => {
   });
 
   it('when the token is valid but its user does not exist, then 404', async () => {
-    const token = createAuth({ secret: TEST_JWT_SECRET }).sign({ userId: randomUUID(), role: 'customer' });
+    const token = signTestToken({ userId: randomUUID(), role: 'customer' });
 
     const res = await api().get('/users/me').set('authorization', `Bearer ${token}`);
 
@@ -115,11 +115,11 @@ describe('PATCH /users/me', () => {
 });
 
 describe('operations', () => {
-  it('serves an OpenAPI document with the four routes, and the user schema has no password field', async () => {
+  it('serves an OpenAPI document with every route, and the user schema has no password field', async () => {
     const res = await api().get('/openapi.json');
 
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body.paths).sort()).toEqual(['/auth/login', '/auth/register', '/users/me']);
+    expect(Object.keys(res.body.paths).sort()).toEqual(['/auth/login', '/auth/logout', '/auth/register', '/users/me', '/users/{id}/role']);
     expect(Object.keys(res.body.paths['/users/me']).sort()).toEqual(['get', 'patch']);
     expect(res.body.paths['/auth/register'].post.requestBody.content['application/json'].schema.required).toEqual(['email', 'password', 'name']);
     expect(JSON.stringify(res.body.paths['/users/me'].get.responses['200'])).not.toMatch(/password/i);

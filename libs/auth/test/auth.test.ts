@@ -1,36 +1,48 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Redis from 'ioredis';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
 import { createApp, finishApp } from '@cloudretail/http';
 import { createLogger } from '@cloudretail/logging';
-import { createAuth, identityOf, requireRole } from '../src';
+import { createAuth, createIssuer, createRevocations, generateSigningKeyPair, identityOf, publicKeyOf, remoteKeys, requireRole, staticKeys } from '../src';
 
-const secret = 'a-test-secret-of-32-characters!!';
-const auth = createAuth({ secret });
+const pair = generateSigningKeyPair();
+const issuer = createIssuer({ privateKey: pair.privateKey });
+const kid = issuer.jwks().keys[0].kid;
+const auth = createAuth({ keys: staticKeys([publicKeyOf(pair.publicKey)]) });
+const now = () => Math.floor(Date.now() / 1000);
+const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-function app() {
-  const a = createApp({ logger: createLogger({ name: 'auth-test', level: 'silent' }) });
-  a.get('/me', auth.authenticate, (req, res) => res.json(identityOf(req)));
-  a.get('/admin', auth.authenticate, requireRole('admin'), (_req, res) => res.json({ ok: true }));
-  return finishApp(a);
+function app(a = auth) {
+  const e = createApp({ logger: createLogger({ name: 'auth-test', level: 'silent' }) });
+  e.get('/me', a.authenticate, (req, res) => res.json(identityOf(req)));
+  e.get('/admin', a.authenticate, requireRole('admin'), (_req, res) => res.json({ ok: true }));
+  return finishApp(e);
 }
 
 describe('auth', () => {
   it('when the token is valid, then the identity comes from its sub and role', async () => {
-    const token = auth.sign({ userId: 'u-1', role: 'customer' });
+    const token = issuer.sign({ userId: 'u-1', role: 'customer' });
     const res = await request(app()).get('/me').set('authorization', `Bearer ${token}`);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ userId: 'u-1', role: 'customer' });
+    expect(jwt.decode(token, { complete: true })!.header).toEqual({ alg: 'RS256', typ: 'JWT', kid });
   });
 
+  const claims = { sub: 'u', role: 'admin', iss: 'cloudretail', iat: now(), exp: now() + 600 };
+  const unsigned = `${b64({ alg: 'HS256', typ: 'JWT', kid })}.${b64(claims)}`;
   it.each([
     ['no header', undefined],
     ['a non-bearer scheme', 'Basic abc'],
     ['garbage', 'Bearer not.a.jwt'],
-    ['a wrong signature', `Bearer ${jwt.sign({ role: 'admin' }, 'another-secret-of-32-characters!', { subject: 'u', issuer: 'cloudretail' })}`],
-    ['alg none', `Bearer ${jwt.sign({ role: 'admin' }, '', { algorithm: 'none', subject: 'u', issuer: 'cloudretail' })}`],
-    ['an expired token', `Bearer ${jwt.sign({ role: 'admin', exp: Math.floor(Date.now() / 1000) - 10 }, secret, { subject: 'u', issuer: 'cloudretail' })}`],
-    ['an unknown role', `Bearer ${jwt.sign({ role: 'root' }, secret, { subject: 'u', issuer: 'cloudretail' })}`],
+    ['another key pair', `Bearer ${createIssuer({ privateKey: generateSigningKeyPair().privateKey }).sign({ userId: 'u', role: 'admin' })}`],
+    ['HS256 with a secret', `Bearer ${jwt.sign(claims, 'another-secret-of-32-characters!', { algorithm: 'HS256', keyid: kid })}`],
+    ['HS256 with the public key as secret', `Bearer ${unsigned}.${createHmac('sha256', pair.publicKey).update(unsigned).digest('base64url')}`],
+    ['alg none', `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`],
+    ['an expired token', `Bearer ${jwt.sign({ ...claims, exp: now() - 10 }, pair.privateKey, { algorithm: 'RS256', keyid: kid })}`],
+    ['an unknown role', `Bearer ${jwt.sign({ ...claims, role: 'root' }, pair.privateKey, { algorithm: 'RS256', keyid: kid })}`],
   ])('when the request has %s, then 401 in the envelope', async (_name, header) => {
     const req = request(app()).get('/me');
     if (header) req.set('authorization', header);
@@ -40,22 +52,61 @@ describe('auth', () => {
   });
 
   it('when a customer calls an admin route, then 403; an admin gets through', async () => {
-    const customer = await request(app()).get('/admin').set('authorization', `Bearer ${auth.sign({ userId: 'c', role: 'customer' })}`);
+    const customer = await request(app()).get('/admin').set('authorization', `Bearer ${issuer.sign({ userId: 'c', role: 'customer' })}`);
     expect(customer.status).toBe(403);
-    const admin = await request(app()).get('/admin').set('authorization', `Bearer ${auth.sign({ userId: 'a', role: 'admin' })}`);
+    const admin = await request(app()).get('/admin').set('authorization', `Bearer ${issuer.sign({ userId: 'a', role: 'admin' })}`);
     expect(admin.status).toBe(200);
   });
+});
 
-  it('supports RS256, and an HS256 token signed with the public key (algorithm swap) is rejected', () => {
-    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-    const issuer = createAuth({ algorithm: 'RS256', privateKey, publicKey });
-    const verifier = createAuth({ algorithm: 'RS256', publicKey });
-    expect(verifier.verify(issuer.sign({ userId: 'u', role: 'admin' }))).toEqual({ userId: 'u', role: 'admin' });
-    expect(() => verifier.sign({ userId: 'u', role: 'admin' })).toThrow(/JWT_PRIVATE_KEY/);
-    const swapped = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
-    const body = Buffer.from(JSON.stringify({ sub: 'u', role: 'admin', iss: 'cloudretail' })).toString('base64url');
-    const { createHmac } = jest.requireActual('node:crypto') as typeof import('node:crypto');
-    const sig = createHmac('sha256', publicKey).update(`${swapped}.${body}`).digest('base64url');
-    expect(() => verifier.verify(`${swapped}.${body}.${sig}`)).toThrow(/Invalid token/);
+describe('remote keys (JWKS_URL)', () => {
+  it('fetches the JWKS on an unknown kid, at most once per interval however many forged kids arrive', async () => {
+    let fetches = 0;
+    let served = issuer;
+    const server = http.createServer((_req, res) => {
+      fetches++;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(served.jwks()));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+      const verifier = createAuth({ keys: remoteKeys({ url, minIntervalMs: 60_000 }) });
+
+      await expect(verifier.verify(issuer.sign({ userId: 'u', role: 'customer' }))).resolves.toEqual({ userId: 'u', role: 'customer' });
+      expect(verifier.verifySignature(issuer.sign({ userId: 'u', role: 'customer' }))).toEqual({ userId: 'u', role: 'customer' });
+      const forged = (k: string) => jwt.sign({ role: 'admin' }, generateSigningKeyPair().privateKey, { algorithm: 'RS256', keyid: k, subject: 'u', issuer: 'cloudretail' });
+      for (let i = 0; i < 3; i++) await expect(verifier.verify(forged(`kid-${i}`))).rejects.toThrow(/Invalid token/);
+      expect(fetches).toBe(1);
+
+      // A rotated issuer: its new kid is fetched once the interval allows.
+      served = createIssuer({ privateKey: generateSigningKeyPair().privateKey });
+      const rotated = createAuth({ keys: remoteKeys({ url, minIntervalMs: 0 }) });
+      await expect(rotated.verify(served.sign({ userId: 'v', role: 'admin' }))).resolves.toEqual({ userId: 'v', role: 'admin' });
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('revocations', () => {
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  afterAll(() => redis.quit());
+
+  it('when a user is revoked, then tokens issued before are 401 (after the cache time elsewhere) and tokens issued after work', async () => {
+    const prefix = `test:auth-revoked:${randomUUID()}:`;
+    const issuing = createRevocations(redis, { prefix, cacheMs: 0 });
+    const elsewhere = createAuth({ keys: issuer.keys, revocations: createRevocations(redis, { prefix, cacheMs: 300 }) });
+    const before = issuer.sign({ userId: 'u-r', role: 'customer' });
+    await expect(elsewhere.verify(before)).resolves.toMatchObject({ userId: 'u-r' });
+
+    const notBefore = await issuing.revoke('u-r', 3600);
+    const after = issuer.sign({ userId: 'u-r', role: 'customer' }, { notBefore });
+
+    await expect(elsewhere.verify(before)).resolves.toMatchObject({ userId: 'u-r' }); // still cached
+    await new Promise((r) => setTimeout(r, 350));
+    await expect(elsewhere.verify(before)).rejects.toThrow(/Token revoked/);
+    await expect(elsewhere.verify(after)).resolves.toMatchObject({ userId: 'u-r' });
+    expect(await redis.ttl(`${prefix}u-r`)).toBeGreaterThan(3500);
   });
 });

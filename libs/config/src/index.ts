@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 
 export { z };
@@ -84,11 +85,27 @@ export const serviceBase = {
   FAULT_DELAY_MS: milliseconds(0).describe('Fault drills only: extra latency added to every request'),
 };
 
+function isPublicKeyPem(text: string): boolean {
+  try {
+    return createPublicKey(text.replace(/\\n/g, '\n')).asymmetricKeyType === 'rsa';
+  } catch {
+    return false;
+  }
+}
+
+/** Where a verifier gets user-service's public keys; only user-service holds the private key. */
+export const jwtVerifierConfig = {
+  JWT_PUBLIC_KEY: z.string().refine(isPublicKeyPem, 'must be a PEM public key').optional().describe('PEM RSA public key that verifies JWTs (pinned); when unset, keys come from JWKS_URL'),
+  JWKS_URL: url().default('http://127.0.0.1:3001/.well-known/jwks.json').describe('user-service JWKS that verifies JWTs (fetched, cached, refetched on an unknown kid)'),
+};
+
 /** Keys a service with a database, Redis and JWT verification reads. */
 export const dataServiceBase = {
   ...serviceBase,
   DATABASE_URL: url().describe('PostgreSQL URL of this service’s own database (created if missing)'),
   REDIS_URL: url().default('redis://127.0.0.1:6379').describe('Redis URL'),
-  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').describe('HS256 secret used to verify JWTs'),
+  ...jwtVerifierConfig,
+  JWT_REVOCATION_KEY_PREFIX: z.string().default('auth:not-before:').describe('Redis key prefix of per-user token revocations (the same in every service of a platform)'),
+  JWT_REVOCATION_CACHE_MS: milliseconds(5000).describe('How long a revocation lookup is cached: the longest a logged-out token still works'),
   MIGRATE_ON_START: boolean(true).describe('Apply pending migrations at start-up (Kubernetes runs `migrate up` in an init container and sets false)'),
 };

@@ -48,14 +48,14 @@ describe('a service process with bad configuration', () => {
     const main = path.join(__dirname, 'fixtures/service-main.ts');
     const result = spawnSync(process.execPath, ['--import', 'tsx', main], {
       cwd: path.join(__dirname, '../../..'),
-      env: { PATH: process.env.PATH, DATABASE_URL: 'not a url', JWT_SECRET: 'short', PORT: '99999' },
+      env: { PATH: process.env.PATH, DATABASE_URL: 'not a url', JWKS_URL: 'not a url', PORT: '99999' },
       encoding: 'utf8',
       timeout: 20000,
     });
     expect(result.status).toBe(78);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/^fixture-service: Invalid configuration: /);
-    for (const variable of ['DATABASE_URL', 'JWT_SECRET', 'PORT']) expect(result.stderr).toContain(`${variable}: `);
+    for (const variable of ['DATABASE_URL', 'JWKS_URL', 'PORT']) expect(result.stderr).toContain(`${variable}: `);
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 });
@@ -64,7 +64,7 @@ describe('a service process whose Postgres or Redis does not answer', () => {
   const runFixture = (env: Record<string, string>) =>
     spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures/service-main.ts')], {
       cwd: path.join(__dirname, '../../..'),
-      env: { PATH: process.env.PATH, JWT_SECRET: 'fixture-secret-0123456789', ...env },
+      env: { PATH: process.env.PATH, ...env },
       encoding: 'utf8',
       timeout: 20000,
     });

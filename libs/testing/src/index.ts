@@ -1,10 +1,34 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
 
 /** Server used for throwaway test databases; CI and the dev machine run Postgres here. */
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const TEST_JWT_SECRET = 'test-jwt-secret-0123456789abcdef';
+
+/**
+ * The test key pair, made once per test process: testEnv gives user-service the private key and
+ * every other service the public one, so tokens minted here are accepted as user-service's own.
+ * (Signed here with jsonwebtoken, not @cloudretail/auth, which itself tests with this library.)
+ */
+export const TEST_JWT_KEYS = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+/** The RFC 7638 thumbprint, the `kid` user-service gives this key. */
+const { e, kty, n } = createPublicKey(TEST_JWT_KEYS.publicKey).export({ format: 'jwk' });
+export const TEST_JWT_KID = createHash('sha256').update(JSON.stringify({ e, kty, n })).digest('base64url');
+
+/** A token for `identity` as user-service would issue it; `expiresInSeconds` may be negative (expired). */
+export function signTestToken(identity: { userId: string; role: 'customer' | 'admin' }, { expiresInSeconds = 3600 }: { expiresInSeconds?: number } = {}): string {
+  const iat = Math.floor(Date.now() / 1000);
+  return jwt.sign({ role: identity.role, iat, exp: iat + expiresInSeconds }, TEST_JWT_KEYS.privateKey, {
+    algorithm: 'RS256',
+    keyid: TEST_JWT_KID,
+    subject: identity.userId,
+    issuer: 'cloudretail',
+  });
+}
+
+/** `Bearer <token>` for `identity`. */
+export const bearer = (identity: Parameters<typeof signTestToken>[0]) => `Bearer ${signTestToken(identity)}`;
 
 async function admin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: TEST_POSTGRES_URL });
@@ -59,7 +83,8 @@ export function testEnv(databaseUrl: string, overrides: Record<string, string> =
     PORT: '0',
     DATABASE_URL: databaseUrl,
     REDIS_URL: TEST_REDIS_URL,
-    JWT_SECRET: TEST_JWT_SECRET,
+    JWT_PRIVATE_KEY: TEST_JWT_KEYS.privateKey,
+    JWT_PUBLIC_KEY: TEST_JWT_KEYS.publicKey,
     SHUTDOWN_DELAY_MS: '0',
     // Topics of its own, so a test never consumes another test's events; tests that wire several
     // services together pass one shared prefix in `overrides`.

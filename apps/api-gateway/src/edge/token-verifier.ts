@@ -20,7 +20,9 @@ interface Entry {
 
 /**
  * JWT verification with a bounded LRU cache keyed by the token, so a client that sends the same
- * token on every request pays for the HMAC once. An entry never outlives the token's `exp`.
+ * token on every request pays for the RS256 check once. An entry never outlives the token's `exp`.
+ * Synchronous: keys are the ones already fetched (an unknown `kid` is 401 and starts a fetch), and
+ * revocation (logout, role change) is left to the services behind, which check it on every request.
  * Failures are not cached: they are rare for honest clients and the rate limiter bounds the rest.
  */
 export function createTokenVerifier({ auth, maxEntries, maxAgeMs, now = Date.now }: TokenVerifierOptions) {
@@ -45,7 +47,7 @@ export function createTokenVerifier({ auth, maxEntries, maxAgeMs, now = Date.now
       misses++;
       let identity: Identity;
       try {
-        identity = auth.verify(token);
+        identity = auth.verifySignature(token);
       } catch (error) {
         return { error: error as AppError };
       }

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { createAuth } from '@cloudretail/auth';
 import { QueryTypes, type Sequelize } from '@cloudretail/db';
 import type { Transport } from '@cloudretail/events';
-import { TEST_JWT_SECRET, TEST_REDIS_URL, build, createTestDatabase, testEnv, eventually } from '@cloudretail/testing';
+import { signTestToken, TEST_REDIS_URL, build, createTestDatabase, testEnv, eventually } from '@cloudretail/testing';
 import { start as startOrders } from '../../src/main';
 
-const auth = createAuth({ secret: TEST_JWT_SECRET });
+const auth = { sign: signTestToken };
 export const tokenOf = (userId: string, role: 'customer' | 'admin' = 'customer') => `Bearer ${auth.sign({ userId, role })}`;
 export const adminToken = tokenOf('00000000-0000-4000-8000-00000000000a', 'admin');
 

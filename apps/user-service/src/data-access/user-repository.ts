@@ -68,6 +68,11 @@ export function userRepository(sequelize: Sequelize) {
       return row ? toUser(row) : null;
     },
 
+    async setRole(id: string, role: Role): Promise<User | null> {
+      const [row] = await select(`UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id, role]);
+      return row ? toUser(row) : null;
+    },
+
     async setPasswordHash(id: string, passwordHash: string): Promise<void> {
       await sequelize.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', { bind: [id, passwordHash] });
     },

@@ -1,4 +1,4 @@
-import type { Identity } from '@cloudretail/auth';
+import type { Issuer, Revocations, Role } from '@cloudretail/auth';
 import { AppError, conflict, notFound, unauthorized } from '@cloudretail/errors';
 import type { Sequelize } from '@cloudretail/db';
 import { createEvent, enqueue } from '@cloudretail/events';
@@ -13,15 +13,20 @@ interface Deps {
   users: UserRepository;
   hasher: PasswordHasher;
   throttle: LoginThrottle;
-  issueToken: (identity: Identity) => string;
+  issuer: Issuer;
+  revocations: Revocations;
   logger: Logger;
 }
 
 /** One message for unknown email and wrong password, so a login never reveals which accounts exist. */
 const BAD_CREDENTIALS = 'Invalid email or password';
 
-export function userUseCases({ sequelize, users, hasher, throttle, issueToken, logger }: Deps) {
-  const session = (user: User): Session => ({ user, token: issueToken({ userId: user.id, role: user.role }) });
+export function userUseCases({ sequelize, users, hasher, throttle, issuer, revocations, logger }: Deps) {
+  /** A new token is never older than the user's last revocation (a login right after a logout works). */
+  const session = async (user: User, { isNew = false } = {}): Promise<Session> => {
+    const notBefore = isNew ? 0 : await revocations.notBefore(user.id, { fresh: true });
+    return { user, token: issuer.sign({ userId: user.id, role: user.role }, { notBefore }) };
+  };
 
   // Verified against when the email is unknown, so that path costs the same scrypt work as a real check.
   const dummyHash = hasher.hash('dummy password that matches nothing');
@@ -58,7 +63,7 @@ export function userUseCases({ sequelize, users, hasher, throttle, issueToken, l
     async register({ email, password, name }: RegisterInput): Promise<Session> {
       const user = await createUser({ email, name, role: 'customer', passwordHash: await hasher.hash(password) });
       if (!user) throw conflict('An account with this email already exists');
-      return session(user);
+      return session(user, { isNew: true });
     },
 
     async login({ email, password }: LoginInput, ip: string): Promise<Session> {
@@ -70,6 +75,20 @@ export function userUseCases({ sequelize, users, hasher, throttle, issueToken, l
       await throttle.succeeded(email, ip).catch((error) => logger.warn({ err: error }, 'login throttle reset failed'));
       rehashIfOutdated(found.user.id, password, found.passwordHash);
       return session(found.user);
+    },
+
+    /** Ends every session of the user: all tokens issued so far stop working (see Revocations). */
+    async logout(userId: string): Promise<void> {
+      await revocations.revoke(userId, issuer.expiresInSeconds);
+    },
+
+    /** Changes a user's role; their existing tokens (which carry the old role) are revoked. */
+    async setRole(actorId: string, userId: string, role: Role): Promise<User> {
+      if (actorId === userId) throw conflict('Admins cannot change their own role');
+      const user = await users.setRole(userId, role);
+      if (!user) throw notFound('User');
+      await revocations.revoke(userId, issuer.expiresInSeconds);
+      return user;
     },
 
     async getProfile(userId: string): Promise<User> {

@@ -34,6 +34,9 @@ export const ProfilePatch = z
   .strict()
   .refine((p) => p.name !== undefined || p.preferences !== undefined, 'at least one of name and preferences is required');
 
+export const UserIdParams = z.object({ id: z.uuid() });
+export const RoleChange = z.object({ role: z.enum(ROLES) }).strict();
+
 export const User = z
   .object({
     id: z.uuid(),
