@@ -3,7 +3,7 @@
 // the production builds, seeds a demo catalog when empty and prints the gateway URL. Ctrl-C stops
 // everything gracefully (SIGTERM to each app, then the embedded Postgres if we started one).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -93,6 +93,15 @@ async function startEmbeddedPostgres(port) {
 const secretFile = path.join(dataDir, 'jwt-secret');
 if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
 const JWT_SECRET = process.env.JWT_SECRET ?? readFileSync(secretFile, 'utf8').trim();
+// user-service's token signing key, one per platform (a token of one platform is no good on
+// another) and kept across restarts (a restart does not sign everyone out).
+const keyFile = path.join(dataDir, `${dbPrefix}jwt-private.pem`);
+if (!existsSync(keyFile)) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+}
+const JWT_PRIVATE_KEY = process.env.JWT_PRIVATE_KEY ?? readFileSync(keyFile, 'utf8');
+const JWT_PUBLIC_KEY = createPublicKey(JWT_PRIVATE_KEY).export({ format: 'pem', type: 'spki' });
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_EMAIL = process.env.ADMIN_EMAIL ?? 'admin@cloudretail.local';
 const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD ?? 'change-me-admin';
@@ -190,6 +199,10 @@ function startApp(app) {
     REDIS_KEY_PREFIX: platformPrefix,
     RATE_LIMIT_KEY_PREFIX: `${platformPrefix}ratelimit:gateway`,
     LOGIN_THROTTLE_KEY_PREFIX: `${platformPrefix}user-service:login`,
+    JWT_REVOCATION_KEY_PREFIX: `${platformPrefix}auth:not-before:`,
+    // Verifiers take this platform's user-service keys, not those of whatever runs on port 3001.
+    JWKS_URL: `http://127.0.0.1:${PORTS['user-service']}/.well-known/jwks.json`,
+    ...(app === 'user-service' ? { JWT_PRIVATE_KEY } : { JWT_PUBLIC_KEY }),
   };
   const child = spawn(process.execPath, ['--enable-source-maps', 'main.js'], { cwd: path.join(root, 'dist/apps', app), env, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = `\x1b[36m${app.padEnd(17)}\x1b[0m| `;
@@ -246,12 +259,26 @@ const DEMO_CATALOG = [
   { sku: 'HEADLAMP-300', name: 'Headlamp 300 lm', description: 'Rechargeable, red light mode', category: 'accessories', priceCents: 3900, stock: 60 },
 ];
 
+/** A token for the seeding requests: the admin's own login when user-service runs, else minted with JWT_SECRET. */
+async function adminToken() {
+  if (!children.has('user-service')) {
+    return jwt.sign({ role: 'admin' }, JWT_SECRET, { subject: '00000000-0000-4000-8000-000000000000', issuer: 'cloudretail', expiresIn: '5m' });
+  }
+  const res = await fetch(`http://127.0.0.1:${PORTS['user-service']}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
+  });
+  if (res.status !== 200) throw new Error(`could not log in as the admin ${ADMIN_EMAIL} to seed the catalog (${res.status}): is ADMIN_PASSWORD that account's password?`);
+  return (await res.json()).token;
+}
+
 /** Seeds the demo catalog (and stock, when inventory-service runs) if the catalog is empty. */
 async function seed() {
   const product = `http://127.0.0.1:${PORTS['product-service']}`;
   const list = await (await fetch(`${product}/products?limit=1`)).json();
   if (list.total > 0) return;
-  const token = jwt.sign({ role: 'admin' }, JWT_SECRET, { subject: '00000000-0000-4000-8000-000000000000', issuer: 'cloudretail', expiresIn: '5m' });
+  const token = await adminToken();
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}` };
   for (const { stock, ...input } of DEMO_CATALOG) {
     const created = await (await fetch(`${product}/products`, { method: 'POST', headers, body: JSON.stringify(input) })).json();

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { Client } from 'pg';
@@ -57,6 +58,7 @@ async function untilUp(platform: Platform, timeoutMs: number) {
 // Gateways on 29080 and 30080, services on 24001–24006 and 25001–25006: beside a developer's own `npm start`.
 const prefixA = `start_${process.pid}_a_`;
 const prefixB = `start_${process.pid}_b_`;
+const prefixC = `start_${process.pid}_c_`;
 let a: Platform;
 let b: Platform;
 let redis: Redis;
@@ -96,6 +98,7 @@ afterAll(async () => {
     if (keys.length) await redis.del(...keys);
   }
   redis.disconnect();
+  for (const prefix of [prefixA, prefixB, prefixC]) rmSync(path.join(root, '.data', `${prefix}jwt-private.pem`), { force: true });
 }, 60_000);
 
 const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -170,7 +173,7 @@ describe('npm start', () => {
   }, 60_000);
 
   it('when its ports are taken by a running platform, then npm start exits non-zero naming the busy port and what to do', async () => {
-    const second = launch(a.offset, `start_${process.pid}_c_`);
+    const second = launch(a.offset, prefixC);
 
     expect(await second.exit).toBe(1);
     expect(second.output()).toContain(`port ${3001 + a.offset} (user-service) is already in use`);
