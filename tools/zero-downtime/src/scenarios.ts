@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { createAuth } from '@cloudretail/auth';
+import { createIssuer, generateSigningKeyPair } from '@cloudretail/auth';
 import { generateEventKeySet } from '@cloudretail/events';
 import { build, createTestDatabase, freePort } from '@cloudretail/testing';
 import {
@@ -64,14 +64,21 @@ function eventKeys(app: string): Record<string, string> {
   return { EVENT_VERIFY_KEYS: verifyKeys, EVENT_SIGNING_KEY: signingKeys[app] };
 }
 
-/** Settings shared by every replica of `app`: a fresh database, Redis names of their own, quiet logs. */
-function serviceEnv(app: string, databaseUrl: string, jwtSecret: string, overrides: Record<string, string>): Record<string, string> {
+/** The RS256 key pair that signs (user-service) and verifies (every service) the tokens of one run. */
+type JwtKeys = ReturnType<typeof generateSigningKeyPair>;
+
+/**
+ * Settings shared by every replica of `app`: a fresh database, Redis names of their own, quiet logs,
+ * the token keys of this run (user-service signs with the private key, the others verify with the
+ * public one, pinned) and event keys.
+ */
+function serviceEnv(app: string, databaseUrl: string, jwtKeys: JwtKeys, overrides: Record<string, string>): Record<string, string> {
   return {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     DATABASE_URL: databaseUrl,
     REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    JWT_SECRET: jwtSecret,
+    ...(app === 'user-service' ? { JWT_PRIVATE_KEY: jwtKeys.privateKey } : { JWT_PUBLIC_KEY: jwtKeys.publicKey }),
     EVENT_TOPIC_PREFIX: `zd-${randomUUID().slice(0, 8)}.`,
     EVENT_STREAM_MAXLEN: '1000',
     SHUTDOWN_TIMEOUT_MS: '5000',
@@ -117,8 +124,9 @@ async function startFleet<R>(start: (name: string) => Promise<R>, prefix: string
   return [first, ...(await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(`${prefix}-${i + 1}`))))];
 }
 
-async function seedProducts(baseUrl: string, jwtSecret: string, count: number): Promise<string[]> {
-  const token = createAuth({ secret: jwtSecret }).sign({ userId: randomUUID(), role: 'admin' });
+async function seedProducts(baseUrl: string, jwtKeys: JwtKeys, count: number): Promise<string[]> {
+  // An admin token as user-service would issue it.
+  const token = createIssuer({ privateKey: jwtKeys.privateKey }).sign({ userId: randomUUID(), role: 'admin' });
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     const res = await fetch(`${baseUrl}/products`, {
@@ -164,8 +172,8 @@ async function rollOut<R extends { name: string; port: number }>(
   { replicas = 2, rollouts = 3, shutdownDelayMs = 300, settleMs = 500, clientKeepAlive = false, load: loadSettings = {} }: RollingOptions,
 ): Promise<ScenarioResult> {
   const db = await createTestDatabase('zd_rolling');
-  const jwtSecret = `zd-${randomUUID()}`;
-  const env = serviceEnv('product-service', db.url, jwtSecret, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) });
+  const jwtKeys = generateSigningKeyPair();
+  const env = serviceEnv('product-service', db.url, jwtKeys, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) });
   const start = async (name: string) => {
     const replica = await runtime.start(name, env);
     ctx.log?.(`  started ${replica.name} on :${replica.port}`);
@@ -177,7 +185,7 @@ async function rollOut<R extends { name: string; port: number }>(
   try {
     const live = await startFleet(start, 'v1', replicas);
     nginx = await startNginx(ctx.group, { port: await freePort(), upstreams: live.map((r) => r.port), clientKeepAlive });
-    const ids = await seedProducts(nginx.url, jwtSecret, 5);
+    const ids = await seedProducts(nginx.url, jwtKeys, 5);
     load = startLoad({ baseUrl: nginx.url, request: (i) => ({ path: `/products/${ids[i % ids.length]}` }), connections: 8, ...loadSettings });
     await sleep(settleMs);
 
@@ -294,8 +302,8 @@ export async function blueGreen(ctx: ScenarioContext, options: BlueGreenOptions)
   } = options;
   const main = await ensureBuild('product-service');
   const db = await createTestDatabase('zd_bluegreen').catch(cleanUpAfter(() => removeBuild(main)));
-  const jwtSecret = `zd-${randomUUID()}`;
-  const start = fleet(ctx, main, serviceEnv('product-service', db.url, jwtSecret, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) }));
+  const jwtKeys = generateSigningKeyPair();
+  const start = fleet(ctx, main, serviceEnv('product-service', db.url, jwtKeys, { SHUTDOWN_DELAY_MS: String(shutdownDelayMs) }));
   let nginx: Nginx | undefined;
   let load: Load | undefined;
   const notes: string[] = [];
@@ -303,7 +311,7 @@ export async function blueGreen(ctx: ScenarioContext, options: BlueGreenOptions)
   try {
     const blue = await startFleet(start, 'blue', replicas);
     nginx = await startNginx(ctx.group, { port: await freePort(), upstreams: blue.map((r) => r.port) });
-    const ids = await seedProducts(nginx.url, jwtSecret, 5);
+    const ids = await seedProducts(nginx.url, jwtKeys, 5);
     const paths = ids.map((id) => `/products/${id}`);
     load = startLoad({ baseUrl: nginx.url, request: (i) => ({ path: paths[i % paths.length] }), connections: 8, ...loadSettings });
     await sleep(settleMs);
@@ -393,8 +401,8 @@ export async function schemaChange(
 ): Promise<ScenarioResult> {
   const [previousMain, nextMain] = await Promise.all([buildPreviousUserService(), ensureBuild('user-service')]);
   const db = await createTestDatabase('zd_schema').catch(cleanUpAfter(() => [previousMain, nextMain].forEach(removeBuild)));
-  const jwtSecret = `zd-${randomUUID()}`;
-  const env = serviceEnv('user-service', db.url, jwtSecret, {
+  const jwtKeys = generateSigningKeyPair();
+  const env = serviceEnv('user-service', db.url, jwtKeys, {
     SHUTDOWN_DELAY_MS: String(shutdownDelayMs),
     // As in Kubernetes: migrations are a separate step (init container / Job), never at start-up.
     MIGRATE_ON_START: 'false',
