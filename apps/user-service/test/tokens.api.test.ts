@@ -106,6 +106,10 @@ describe('signing key configuration', () => {
     await expect(start(env)).rejects.toThrow(/JWT_PRIVATE_KEY: is required when NODE_ENV=production/);
   });
 
+  it('when JWT_PRIVATE_KEY is not a PEM RSA private key, then start-up fails naming it', async () => {
+    await expect(start(testEnv(db.url, { JWT_PRIVATE_KEY: TEST_JWT_KEYS.publicKey }))).rejects.toThrow(/JWT_PRIVATE_KEY: must be a PEM RSA key/);
+  });
+
   it('when no key is set outside production, then it signs with a generated key pair that its JWKS serves', async () => {
     const env = testEnv(db.url, { LOGIN_THROTTLE_KEY_PREFIX: `test:user-tokens:${randomUUID()}` });
     delete env.JWT_PRIVATE_KEY;

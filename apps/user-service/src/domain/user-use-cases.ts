@@ -24,7 +24,11 @@ const BAD_CREDENTIALS = 'Invalid email or password';
 export function userUseCases({ sequelize, users, hasher, throttle, issuer, revocations, logger }: Deps) {
   /** A new token is never older than the user's last revocation (a login right after a logout works). */
   const session = async (user: User, { isNew = false } = {}): Promise<Session> => {
-    const notBefore = isNew ? 0 : await revocations.notBefore(user.id, { fresh: true });
+    const notBefore = isNew
+      ? 0
+      : await revocations.notBefore(user.id, { fresh: true }).catch((error: unknown) => {
+          throw new AppError('service_unavailable', 'Login is temporarily unavailable', undefined, { cause: error });
+        });
     return { user, token: issuer.sign({ userId: user.id, role: user.role }, { notBefore }) };
   };
 
