@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { eventKeySet } from '../scripts/event-keys.mjs';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const resultsDir = path.join(root, 'bench/results');
@@ -79,6 +80,9 @@ export async function waitFor(url, child, name, timeoutMs = 30_000) {
   throw new Error(`${name} not ready at ${url} within ${timeoutMs / 1000}s`);
 }
 
+/** One key set per bench run: the apps run with NODE_ENV=production, where events must be signed. */
+const eventKeys = eventKeySet();
+
 /** Starts a built app from dist; its stderr and warn-level logs are shown. */
 export function startApp(app, env) {
   // e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles every app under load
@@ -91,6 +95,7 @@ export function startApp(app, env) {
       LOG_LEVEL: 'warn',
       SHUTDOWN_DELAY_MS: '0',
       SHUTDOWN_TIMEOUT_MS: '3000',
+      ...(eventKeys.signingKeys[app] ? { EVENT_VERIFY_KEYS: eventKeys.verifyKeys, EVENT_SIGNING_KEY: eventKeys.signingKeys[app] } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

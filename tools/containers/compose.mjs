@@ -12,10 +12,11 @@
 // does not get healthy it names it, prints its last log lines and exits 1.
 // down: removes the stack's containers, networks and volumes.
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { eventKeySet } from '../scripts/event-keys.mjs';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const docker = process.env.DOCKER ?? 'docker';
@@ -91,14 +92,12 @@ function containers(compose, env) {
 function secrets() {
   const file = path.join(root, '.data/compose/secrets.env');
   if (!existsSync(file)) {
-    const services = ['user-service', 'product-service', 'order-service', 'inventory-service', 'payment-service', 'event-bus'];
-    const pairs = services.map((service) => [service, generateKeyPairSync('ed25519')]);
-    const der = (key, type) => key.export({ format: 'der', type }).toString('base64');
+    const keys = eventKeySet();
     const lines = [
       '# Made by `npm run compose:up` (tools/containers/compose.mjs); delete it to make new ones.',
       `POSTGRES_PASSWORD=${randomBytes(18).toString('base64url')}`,
-      `EVENT_VERIFY_KEYS=${pairs.map(([service, pair]) => `${service}=${der(pair.publicKey, 'spki')}`).join(',')}`,
-      ...pairs.map(([service, pair]) => `${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY=${der(pair.privateKey, 'pkcs8')}`),
+      `EVENT_VERIFY_KEYS=${keys.verifyKeys}`,
+      ...Object.entries(keys.signingKeys).map(([service, key]) => `${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY=${key}`),
     ];
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });

@@ -70,7 +70,7 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
   await reach('Redis', 'REDIS_URL', config.REDIS_URL, () => pingOnce(config.REDIS_URL));
   const sequelize = createSequelize(config.DATABASE_URL, { logger });
   const redis = connectRedis(config.REDIS_URL, logger, 'redis', { lazyConnect: true });
-  const transport = createTransport({ EVENT_TRANSPORT: 'redis', ...config }, logger);
+  const transport = createTransport({ EVENT_TRANSPORT: 'redis', ...config }, logger, { registry: metrics.registry });
   try {
     if (config.MIGRATE_ON_START !== false) await migrate(sequelize, def.migrations, 'up', logger);
     await redis.connect();
@@ -79,7 +79,7 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
     const parts = await def.setup(ctx);
     // Every service that writes an outbox relays it: events leave only after their transaction commits.
     const relay = def.migrations.includes(outboxMigration)
-      ? startOutboxRelay({ sequelize, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE, wakeDelayMs: config.OUTBOX_WAKE_DELAY_MS })
+      ? startOutboxRelay({ sequelize, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE, wakeDelayMs: config.OUTBOX_WAKE_DELAY_MS, retentionHours: config.OUTBOX_RETENTION_HOURS })
       : undefined;
     const running = await serve({
       app: parts.app,

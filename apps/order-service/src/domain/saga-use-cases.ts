@@ -48,6 +48,8 @@ export function sagaUseCases({ sequelize, orders, lifecycle, stepTimeoutMs, onIg
   /** Why a capture or decline is not about the payment this order is waiting for, or null when it is. */
   function paymentMismatch(order: OrderRecord, fact: Money): IgnoredFact['mismatch'] | null {
     if (order.status !== 'PENDING' || order.step !== 'AWAITING_PAYMENT') return 'not_awaiting_payment';
+    // null: requested before payment ids were kept (migration 002); only the amount can be checked.
+    if (order.paymentId !== null && fact.paymentId !== order.paymentId) return 'payment_id';
     if (fact.amountCents !== order.totalCents || fact.currency !== order.currency) return 'amount';
     return null;
   }

@@ -58,7 +58,7 @@ export function paymentRepository(sequelize: Sequelize) {
       const [inserted] = await withHistory(
         `INSERT INTO payments (id, order_id, user_id, status, amount_cents, currency, provider)
          VALUES ($2, $3, $4, 'PENDING', $5, $6, $7) ON CONFLICT (order_id) DO NOTHING`,
-        [null, randomUUID(), request.orderId, request.userId, request.amountCents, request.currency, provider],
+        [null, request.paymentId ?? randomUUID(), request.orderId, request.userId, request.amountCents, request.currency, provider],
       );
       if (inserted) return { payment: inserted, claimed: true };
       const [existing] = await select(`SELECT ${COLUMNS} FROM payments WHERE order_id = $1`, [request.orderId]);

@@ -33,6 +33,8 @@ export interface PaymentRequest {
   amountCents: number;
   currency: string;
   paymentToken: string;
+  /** The id order-service gave the payment it asks for; the payment gets it, so facts can be checked. */
+  paymentId?: string;
 }
 
 export type PaymentStatus = z.infer<typeof PaymentStatus>;
