@@ -1,8 +1,9 @@
-import { createAuth, publicKeyOf, staticKeys } from '@cloudretail/auth';
+import { createAuth, publicKeyOf, remoteKeys, staticKeys } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
-import { TEST_JWT_KEYS, signTestToken } from '@cloudretail/testing';
+import { TEST_JWT_KEYS, TEST_JWT_KID, eventually, signTestToken } from '@cloudretail/testing';
 import { configSchema, rateRuleFor, timeoutFor } from '../src/config';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { clientIp } from '../src/edge/edge';
 import { createTokenVerifier } from '../src/edge/token-verifier';
 import { CircuitBreaker } from '../src/proxy/circuit-breaker';
@@ -63,6 +64,28 @@ describe('token verifier', () => {
     verifier.verify(a);
     verifier.verify(b);
     expect(verifier.stats()).toMatchObject({ hits: 3, misses: 4 });
+  });
+
+  it('with JWKS_URL: a kid not yet fetched is 401 without waiting, and the fetch it starts lets the token through next time', async () => {
+    let fetches = 0;
+    const jwksServer = http.createServer((_req, res) => {
+      fetches++;
+      const { kid: _kid, ...jwk } = publicKeyOf(TEST_JWT_KEYS.publicKey).export({ format: 'jwk' }) as Record<string, string>;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [{ ...jwk, kid: TEST_JWT_KID, alg: 'RS256', use: 'sig' }] }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
+      const verifier = createTokenVerifier({ auth: createAuth({ keys: remoteKeys({ url, minIntervalMs: 0 }) }), maxEntries: 10, maxAgeMs: 60_000 });
+      const token = signTestToken({ userId: 'k', role: 'customer' });
+
+      expect(verifier.verify(token)).toMatchObject({ error: { code: 'unauthorized' } });
+      await eventually(() => expect(verifier.verify(token)).toEqual({ identity: { userId: 'k', role: 'customer' } }), { timeoutMs: 3000 });
+      expect(fetches).toBe(1);
+    } finally {
+      jwksServer.close();
+    }
   });
 
   it('when a cached entry is older than maxAgeMs, then the token is verified again', () => {
