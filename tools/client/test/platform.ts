@@ -43,16 +43,9 @@ export async function startPlatform() {
     PAYMENT_SERVICE_URL: await boot('payment-service'),
     EVENT_BUS_URL: await boot('event-bus'),
   };
-  const gateway = await (await startOf('api-gateway'))({
-    NODE_ENV: 'test',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    PORT: '0',
-    REDIS_URL: TEST_REDIS_URL,
-    JWT_SECRET: testEnv('unused').JWT_SECRET,
-    SHUTDOWN_DELAY_MS: '0',
-    RATE_LIMIT_KEY_PREFIX: `client${id}:ratelimit`,
-    ...urls,
-  });
+  // The services' test environment (token keys included), without a database: the gateway has none.
+  const { DATABASE_URL: _none, ...gatewayEnv } = testEnv('postgres://unused', shared);
+  const gateway = await (await startOf('api-gateway'))({ ...gatewayEnv, RATE_LIMIT_KEY_PREFIX: `client${id}:ratelimit`, ...urls });
   running.unshift(gateway);
   return {
     url: gateway.url,
