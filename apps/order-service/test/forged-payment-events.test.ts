@@ -42,11 +42,14 @@ describe('forged payment events', () => {
     expect(placed.status).toBe(202);
     const orderId = placed.body.id as string;
     await eventually(async () => expect(await stepOf(orderId)).toEqual({ status: 'PENDING', step: 'AWAITING_PAYMENT' }));
+    const [{ payment_id: requested }] = await rows<{ payment_id: string }>(db(), 'SELECT payment_id FROM orders WHERE id = $1', [orderId]);
     const forged = [
-      createEvent('PaymentCaptured', orderId, { paymentId: randomUUID(), orderId, amountCents: 0, currency: 'USD' }),
-      createEvent('PaymentCaptured', orderId, { paymentId: randomUUID(), orderId, amountCents: 4200, currency: 'EUR' }),
+      createEvent('PaymentCaptured', orderId, { paymentId: randomUUID(), orderId, amountCents: 4200, currency: 'USD' }),
+      createEvent('PaymentCaptured', orderId, { paymentId: requested, orderId, amountCents: 0, currency: 'USD' }),
+      createEvent('PaymentCaptured', orderId, { paymentId: requested, orderId, amountCents: 4200, currency: 'EUR' }),
     ];
     const amountBefore = await ignoredCount('PaymentCaptured', 'amount');
+    const paymentIdBefore = await ignoredCount('PaymentCaptured', 'payment_id');
 
     // Act
     await transport.publish('payments', forged);
@@ -54,6 +57,7 @@ describe('forged payment events', () => {
     // Assert: consumed, not acted on, counted
     await Promise.all(forged.map(handled));
     expect(await stepOf(orderId)).toEqual({ status: 'PENDING', step: 'AWAITING_PAYMENT' });
+    expect(await ignoredCount('PaymentCaptured', 'payment_id')).toBe(paymentIdBefore + 1);
     expect(await ignoredCount('PaymentCaptured', 'amount')).toBe(amountBefore + 2);
     // the real payment step declines the card: never CONFIRMED
     await system.startLater('payment-service');
