@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
+import { createTestDatabase, testEnv } from '@cloudretail/testing';
 import { APP_NAMES, k8sDir, parseManifests, requireTool, run, workspaceRoot } from './support';
 
 const monitoring = path.join(workspaceRoot, 'infrastructure/monitoring');
@@ -173,7 +174,6 @@ describe('what the apps export', () => {
  * first observation; histograms contribute `_bucket`, `_sum` and `_count`. `up` is Prometheus' own.
  */
 async function scrapeMetricNames(): Promise<Set<string>> {
-  const { createTestDatabase, testEnv } = await import('@cloudretail/testing');
   const names = new Set(['up']);
   const prefix = `t${Math.random().toString(36).slice(2, 10)}.`;
   for (const app of APP_NAMES) {
