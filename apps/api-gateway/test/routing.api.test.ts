@@ -201,7 +201,7 @@ describe('GET /api/docs', () => {
     // The gateway's own answers: 401 on protected routes, 429/503 with retry-after, rate-limit headers on every answer.
     const listOrders = doc.paths['/api/orders'].get.responses;
     expect(listOrders['401'].content['application/json'].schema.$ref).toBe('#/components/schemas/Error');
-    expect(Object.keys(listOrders['429'].headers).sort()).toEqual(['ratelimit-limit', 'ratelimit-remaining', 'retry-after']);
+    expect(Object.keys(listOrders['429'].headers).sort()).toEqual(['Retry-After', 'ratelimit-limit', 'ratelimit-remaining']);
     expect(listOrders['200'].headers['ratelimit-remaining'].$ref).toBe('#/components/headers/RateLimitRemaining');
     expect(doc.paths['/api/auth/login'].post.responses).not.toHaveProperty('401');
     expect(doc.tags.map((t: { name: string }) => t.name)).toEqual(expect.arrayContaining(['order-service', 'product-service']));

@@ -71,8 +71,8 @@ export const RESPONSE_HEADERS = {
   RetryAfter: { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 0 } },
 } as const;
 const HEADER_OF: Record<number, Record<string, { $ref: string }>> = {
-  429: { 'retry-after': { $ref: '#/components/headers/RetryAfter' } },
-  503: { 'retry-after': { $ref: '#/components/headers/RetryAfter' } },
+  429: { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } },
+  503: { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } },
 };
 
 const ERROR_BODY = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };

@@ -14,7 +14,7 @@ const RATE_HEADERS = {
   'ratelimit-limit': { $ref: '#/components/headers/RateLimitLimit' },
   'ratelimit-remaining': { $ref: '#/components/headers/RateLimitRemaining' },
 };
-const RETRY_AFTER = { 'retry-after': { $ref: '#/components/headers/RetryAfter' } };
+const RETRY_AFTER = { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } };
 /** Headers the gateway sets; `ratelimit-*` are on every `/api` answer while rate limiting is on. */
 const GATEWAY_HEADERS = {
   RetryAfter: { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 0 } },
