@@ -149,13 +149,10 @@ async function environment(app: AppName, keepUpstream: (s: Server) => Promise<un
     env.EVENT_VERIFY_KEYS = set.verifyKeys;
     env.EVENT_SIGNING_KEY = set.signingKeys[app];
   }
-  const pair = generateKeyPairSync('ed25519');
-  const pem = { private: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), public: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
-  for (const v of config.vars) {
-    if (!v.required || v.variable in env) continue;
-    if (/PRIVATE_KEY/.test(v.variable)) env[v.variable] = pem.private;
-    else if (/PUBLIC_KEY/.test(v.variable)) env[v.variable] = pem.public;
-    else env[v.variable] = SECRET_STAND_INS[v.variable] ?? 'stand-in-value-0123456789';
-  }
+  // Tokens: user-service signs with its RS256 key, every other service verifies with the public half.
+  const jwt = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  if (keys.has('JWT_PRIVATE_KEY')) env.JWT_PRIVATE_KEY = jwt.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  if (keys.has('JWT_PUBLIC_KEY')) env.JWT_PUBLIC_KEY = jwt.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  for (const v of config.vars) if (v.required && !(v.variable in env)) env[v.variable] = SECRET_STAND_INS[v.variable] ?? 'stand-in-value-0123456789';
   return { env, healthPort, inFlightPath };
 }

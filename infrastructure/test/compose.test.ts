@@ -1,3 +1,4 @@
+import { type KeyObject, generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -29,7 +30,9 @@ const monitoring = load('docker-compose.monitoring.yml');
 const secrets: Record<string, string> = (() => {
   const keys = generateEventKeySet(['event-bus']);
   const signing = Object.entries(keys.signingKeys).map(([service, key]) => [`${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY`, key]);
-  return { POSTGRES_PASSWORD: 'a-generated-password', EVENT_VERIFY_KEYS: keys.verifyKeys, ...Object.fromEntries(signing) };
+  const jwt = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const line = (key: KeyObject, type: 'pkcs8' | 'spki') => (key.export({ format: 'pem', type }) as string).trim().replace(/\n/g, '\\n');
+  return { POSTGRES_PASSWORD: 'a-generated-password', EVENT_VERIFY_KEYS: keys.verifyKeys, ...Object.fromEntries(signing), JWT_PRIVATE_KEY: line(jwt.privateKey, 'pkcs8'), JWT_PUBLIC_KEY: line(jwt.publicKey, 'spki') };
 })();
 
 /** `${VAR:-default}` as compose resolves it with VAR unset, `${VAR:?…}` with the secrets file; `$$` is a literal `$`. */

@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Redis from 'ioredis';
-import jwt from 'jsonwebtoken';
 import pg from 'pg';
-import { POSTGRES_URL, REDIS_URL, createDatabase, freePort, log, markdownTable, onCleanup, resultsDir, sleep, startApp, waitFor, writeLatestSection } from './common.mjs';
+import { POSTGRES_URL, REDIS_URL, createDatabase, freePort, log, markdownTable, onCleanup, resultsDir, signToken, sleep, startApp, waitFor, writeLatestSection } from './common.mjs';
 
 const TARGETS = { confirmedPerSecond: 200, p99Ms: 500 };
 const SERVICES = ['product-service', 'inventory-service', 'payment-service', 'order-service'];
@@ -269,7 +268,6 @@ export async function runCheckout({ quick = false } = {}) {
   const s = settings(quick);
   const loadAtStart = os.loadavg();
   const prefix = `bench${randomBytes(4).toString('hex')}.`;
-  const secret = randomBytes(24).toString('hex');
   log(`checkout: ${s.rate} orders/s for ${s.seconds} s (after ${s.warmupSeconds} s warm-up), ${s.via === 'gateway' ? 'through api-gateway' : 'direct to order-service'}, topic prefix ${prefix}`);
 
   // Registered before anything starts, so they run after every service has stopped (cleanup is LIFO).
@@ -301,7 +299,7 @@ export async function runCheckout({ quick = false } = {}) {
     for (let n = 1; n <= count; n++) {
       const port = await freePort();
       const name = count > 1 ? `${service}#${n}` : service;
-      const child = startApp(service, { PORT: String(port), DATABASE_URL: databases[service], REDIS_URL, JWT_SECRET: secret, EVENT_TOPIC_PREFIX: prefix, ...s.serviceEnv, ...extra });
+      const child = startApp(service, { PORT: String(port), DATABASE_URL: databases[service], REDIS_URL, EVENT_TOPIC_PREFIX: prefix, ...s.serviceEnv, ...extra });
       children.set(name, child);
       // Replicas migrate one after the other (an advisory lock would serialise them anyway).
       await waitFor(`http://127.0.0.1:${port}/health/ready`, child, name);
@@ -319,7 +317,6 @@ export async function runCheckout({ quick = false } = {}) {
     const gateway = startApp('api-gateway', {
       PORT: String(port),
       REDIS_URL,
-      JWT_SECRET: secret,
       ORDER_SERVICE_URL: urls['order-service'],
       PRODUCT_SERVICE_URL: urls['product-service'],
       RATE_LIMIT_ENABLED: 'true',
@@ -331,7 +328,7 @@ export async function runCheckout({ quick = false } = {}) {
     ordersUrls = [`http://127.0.0.1:${port}/api/orders`];
   }
 
-  const sign = (subject, role) => jwt.sign({ role }, secret, { subject, issuer: 'cloudretail', expiresIn: '2h' });
+  const sign = (subject, role) => signToken(subject, role);
   const adminToken = sign(randomUUID(), 'admin');
   const tokens = Array.from({ length: Math.max(1, s.customers) }, () => sign(randomUUID(), 'customer'));
   const productIds = await seed({ productUrl: urls['product-service'], inventoryUrl: urls['inventory-service'], adminToken, count: Math.max(1, s.products), stock: s.stockPerProduct });

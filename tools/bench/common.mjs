@@ -2,11 +2,12 @@
 // and starting apps from dist, fresh databases, cleanup on exit or Ctrl-C, tables and
 // bench/results/latest.md sections.
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { eventKeySet } from '../scripts/event-keys.mjs';
 
@@ -82,6 +83,12 @@ export async function waitFor(url, child, name, timeoutMs = 30_000) {
 
 /** One key set per bench run: the apps run with NODE_ENV=production, where events must be signed. */
 const eventKeys = eventKeySet();
+/** The run's token key: user-service would sign with it; the bench signs its clients' tokens itself. */
+const tokenKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const tokenPublicKey = tokenKey.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+
+/** An RS256 token as user-service issues them, for the bench's clients. */
+export const signToken = (subject, role, expiresIn = '2h') => jwt.sign({ role }, tokenKey.privateKey, { algorithm: 'RS256', subject, issuer: 'cloudretail', expiresIn });
 
 /** Starts a built app from dist; its stderr and warn-level logs are shown. */
 export function startApp(app, env) {
@@ -96,6 +103,7 @@ export function startApp(app, env) {
       SHUTDOWN_DELAY_MS: '0',
       SHUTDOWN_TIMEOUT_MS: '3000',
       ...(eventKeys.signingKeys[app] ? { EVENT_VERIFY_KEYS: eventKeys.verifyKeys, EVENT_SIGNING_KEY: eventKeys.signingKeys[app] } : {}),
+      ...(app === 'user-service' ? { JWT_PRIVATE_KEY: tokenKey.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() } : { JWT_PUBLIC_KEY: tokenPublicKey }),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

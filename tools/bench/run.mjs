@@ -14,7 +14,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import jwt from 'jsonwebtoken';
 import { runCheckout } from './checkout.mjs';
 import {
   REDIS_URL,
@@ -29,6 +28,7 @@ import {
   reachable,
   resultsDir,
   root,
+  signToken,
   sleep,
   startApp,
   stopChild,
@@ -40,7 +40,6 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const JWT_SECRET = randomBytes(24).toString('hex');
 const TARGETS = { throughput: 0.4, p99OverheadMs: 5 };
 
 async function startNginx(upstreamPort, port) {
@@ -130,12 +129,11 @@ async function runGateway() {
   const loadAtStart = os.loadavg();
   const [productPort, gatewayPort, nginxPort, nodeProxyPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const databaseUrl = await createDatabase();
-  const product = startApp('product-service', { PORT: String(productPort), DATABASE_URL: databaseUrl, REDIS_URL, JWT_SECRET });
+  const product = startApp('product-service', { PORT: String(productPort), DATABASE_URL: databaseUrl, REDIS_URL });
   await waitFor(`http://127.0.0.1:${productPort}/health/ready`, product, 'product-service');
   const gateway = startApp('api-gateway', {
     PORT: String(gatewayPort),
     REDIS_URL,
-    JWT_SECRET,
     PRODUCT_SERVICE_URL: `http://127.0.0.1:${productPort}`,
     RATE_LIMIT_ENABLED: 'true',
     RATE_LIMIT_DEFAULT: '1000000000/60s',
@@ -155,7 +153,7 @@ async function runGateway() {
     await sleep(100);
   }
 
-  const adminToken = jwt.sign({ role: 'admin' }, JWT_SECRET, { subject: '00000000-0000-4000-8000-000000000001', issuer: 'cloudretail', expiresIn: '10m' });
+  const adminToken = signToken('00000000-0000-4000-8000-000000000001', 'admin', '10m');
   const created = await fetch(`http://127.0.0.1:${productPort}/products`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
@@ -163,7 +161,7 @@ async function runGateway() {
   });
   if (created.status !== 201) throw new Error(`seeding failed: ${created.status} ${await created.text()}`);
   const { id } = await created.json();
-  const customerToken = jwt.sign({ role: 'customer' }, JWT_SECRET, { subject: '00000000-0000-4000-8000-000000000002', issuer: 'cloudretail', expiresIn: '10m' });
+  const customerToken = signToken('00000000-0000-4000-8000-000000000002', 'customer', '10m');
   const auth = { authorization: `Bearer ${customerToken}` };
 
   // The token goes to every target, so each upstream does the same work (product-service verifies it too).

@@ -12,7 +12,7 @@
 // does not get healthy it names it, prints its last log lines and exits 1.
 // down: removes the stack's containers, networks and volumes.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -85,25 +85,35 @@ function containers(compose, env) {
 
 /**
  * The stack's secrets, made once per checkout and kept in .data/compose/secrets.env (gitignored):
- * the Postgres password and each service's Ed25519 event-signing key with the bundle of public
- * keys every consumer verifies with (the libs/events formats). Plain `docker compose` reads them
+ * the Postgres password, each service's Ed25519 event-signing key with the bundle of public keys
+ * every consumer verifies with (the libs/events formats), and user-service's RS256 token key with
+ * its public half for the verifiers. Plain `docker compose` reads them
  * with `--env-file .data/compose/secrets.env`. What the caller's environment sets wins.
  */
 function secrets() {
   const file = path.join(root, '.data/compose/secrets.env');
-  if (!existsSync(file)) {
+  const have = existsSync(file) ? Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((l) => /^\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) : {};
+  const made = {};
+  if (!have.POSTGRES_PASSWORD) made.POSTGRES_PASSWORD = randomBytes(18).toString('base64url');
+  if (!have.EVENT_VERIFY_KEYS) {
     const keys = eventKeySet();
-    const lines = [
-      '# Made by `npm run compose:up` (tools/containers/compose.mjs); delete it to make new ones.',
-      `POSTGRES_PASSWORD=${randomBytes(18).toString('base64url')}`,
-      `EVENT_VERIFY_KEYS=${keys.verifyKeys}`,
-      ...Object.entries(keys.signingKeys).map(([service, key]) => `${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY=${key}`),
-    ];
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
-    say(`made the stack's secrets: ${path.relative(root, file)}`);
+    made.EVENT_VERIFY_KEYS = keys.verifyKeys;
+    for (const [service, key] of Object.entries(keys.signingKeys)) made[`${service.toUpperCase().replace(/-/g, '_')}_EVENT_SIGNING_KEY`] = key;
   }
-  return Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((l) => /^\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  if (!have.JWT_PRIVATE_KEY) {
+    // One line each: libs/auth reads `\n` escapes as newlines.
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const line = (key, type) => key.export({ format: 'pem', type }).trim().replace(/\n/g, '\\n');
+    made.JWT_PRIVATE_KEY = line(privateKey, 'pkcs8');
+    made.JWT_PUBLIC_KEY = line(publicKey, 'spki');
+  }
+  if (Object.keys(made).length) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    const head = existsSync(file) ? '' : '# Made by `npm run compose:up` (tools/containers/compose.mjs); delete it to make new ones.\n';
+    writeFileSync(file, `${head}${Object.entries(made).map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600, flag: 'a' });
+    say(`made the stack's secrets (${Object.keys(made).join(', ')}): ${path.relative(root, file)}`);
+  }
+  return { ...have, ...made };
 }
 
 async function up() {

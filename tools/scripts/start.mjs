@@ -3,7 +3,7 @@
 // the production builds, seeds a demo catalog when empty and prints the gateway URL. Ctrl-C stops
 // everything gracefully (SIGTERM to each app, then the embedded Postgres if we started one).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -90,9 +90,6 @@ async function startEmbeddedPostgres(port) {
   return server;
 }
 
-const secretFile = path.join(dataDir, 'jwt-secret');
-if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-const JWT_SECRET = process.env.JWT_SECRET ?? readFileSync(secretFile, 'utf8').trim();
 // user-service's token signing key, one per platform (a token of one platform is no good on
 // another) and kept across restarts (a restart does not sign everyone out).
 const keyFile = path.join(dataDir, `${dbPrefix}jwt-private.pem`);
@@ -190,7 +187,6 @@ function startApp(app) {
     NODE_ENV: 'development',
     PORT: String(PORTS[app]),
     REDIS_URL,
-    JWT_SECRET,
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     SHUTDOWN_DELAY_MS: '0',
@@ -259,10 +255,10 @@ const DEMO_CATALOG = [
   { sku: 'HEADLAMP-300', name: 'Headlamp 300 lm', description: 'Rechargeable, red light mode', category: 'accessories', priceCents: 3900, stock: 60 },
 ];
 
-/** A token for the seeding requests: the admin's own login when user-service runs, else minted with JWT_SECRET. */
+/** A token for the seeding requests: the admin's own login when user-service runs, else signed with the platform's key. */
 async function adminToken() {
   if (!children.has('user-service')) {
-    return jwt.sign({ role: 'admin' }, JWT_SECRET, { subject: '00000000-0000-4000-8000-000000000000', issuer: 'cloudretail', expiresIn: '5m' });
+    return jwt.sign({ role: 'admin' }, JWT_PRIVATE_KEY, { algorithm: 'RS256', subject: '00000000-0000-4000-8000-000000000000', issuer: 'cloudretail', expiresIn: '5m' });
   }
   const res = await fetch(`http://127.0.0.1:${PORTS['user-service']}/auth/login`, {
     method: 'POST',

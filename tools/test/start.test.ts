@@ -34,7 +34,6 @@ function launch(offset: number, prefix: string): Platform {
       START_DATABASE_PREFIX: prefix,
       POSTGRES_URL: TEST_POSTGRES_URL,
       REDIS_URL: TEST_REDIS_URL,
-      JWT_SECRET: 'start-test-secret-0123456789abcdef',
       ADMIN_EMAIL: 'admin@start.test',
       ADMIN_PASSWORD: 'start-test-password',
     },
