@@ -90,7 +90,7 @@ describe('the merged OpenAPI document', () => {
     console.log(`spectral (oas + owasp): ${findings.length} findings\n${[...byRule].sort().map(([rule, n]) => `  ${n} × ${rule}`).join('\n')}`);
     expect(out.stderr).not.toMatch(/error running|Cannot find/i);
     expect(Array.isArray(findings)).toBe(true);
-  });
+  }, 90_000);
 
   it("the typed client is generated from it: src/api.d.ts is what openapi-typescript makes of the served document", () => {
     const generated = generateTypes(doc);
@@ -101,7 +101,7 @@ describe('the merged OpenAPI document', () => {
     const first = lines.findIndex((line, i) => line !== committed[i]);
     const stale = first === -1 && lines.length === committed.length ? [] : [`tools/client/src/api.d.ts is stale from line ${first + 1}: the API changed; review it, then run \`npm run client:generate\``, ...lines.slice(first, first + 5)];
     expect(stale).toEqual([]);
-  });
+  }, 60_000);
 });
 
 describe('the API answers what the document says', () => {
