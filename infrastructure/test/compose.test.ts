@@ -165,7 +165,8 @@ test('Prometheus scrapes every app where compose runs it, and Grafana gets its d
     j.metrics_path === '/metrics' ? j.static_configs.flatMap((c) => c.targets) : [],
   );
 
-  expect(targets.sort()).toEqual(APP_NAMES.map((app) => `${app}:${APPS[app].port}`).sort());
+  // The gateway's metrics are on its admin port (ADMIN_PORT), the others' on their own port.
+  expect(targets.sort()).toEqual(APP_NAMES.map((app) => `${app}:${app === 'api-gateway' ? envOf(compose.services[app]).ADMIN_PORT : APPS[app].port}`).sort());
   for (const volume of [...(monitoring.services.prometheus.volumes ?? []), ...(monitoring.services.grafana.volumes ?? [])].filter((v) => v.startsWith('./'))) {
     expect(existsSync(path.join(workspaceRoot, volume.split(':')[0]))).toBe(true);
   }

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -152,10 +153,12 @@ export function configError(schema: z.ZodObject, env: Record<string, string>): s
 }
 
 /** Placeholder values of the right shape for keys whose real values live in Secrets. */
+const standInTokenKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 export const SECRET_STAND_INS: Record<string, string> = {
+  JWT_PRIVATE_KEY: standInTokenKey.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+  JWT_PUBLIC_KEY: standInTokenKey.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
   DATABASE_URL: 'postgres://app:secret@db.internal:5432/cloudretail',
   REDIS_URL: 'redis://:secret@redis.internal:6379',
-  JWT_SECRET: 'a-jwt-secret-of-32-characters-xx',
   ADMIN_EMAIL: 'admin@cloudretail.com',
   ADMIN_PASSWORD: 'a-long-admin-password',
 };

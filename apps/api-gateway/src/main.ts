@@ -2,7 +2,9 @@ import cors from 'cors';
 import Redis from 'ioredis';
 import { createAuth, keysFromConfig } from '@cloudretail/auth';
 import { ConfigError, loadConfig } from '@cloudretail/config';
-import type http from 'node:http';
+import http from 'node:http';
+import { once } from 'node:events';
+import { AppError } from '@cloudretail/errors';
 import { createApp, finishApp } from '@cloudretail/http';
 import { type Logger, type LoggerOptions, createLogger } from '@cloudretail/logging';
 import { type Metrics, createMetrics } from '@cloudretail/metrics';
@@ -13,6 +15,7 @@ import { createEdge, edgeMiddleware } from './edge/edge';
 import { type RateLimiter, createRateLimiter } from './edge/rate-limiter';
 import { createTokenVerifier } from './edge/token-verifier';
 import { withHotPath } from './hot-path';
+import { sendError } from './proxy/send-error';
 import { type Upstream, createUpstream, createUpstreamMetrics } from './proxy/upstream';
 import { GROUPS, type Group, UPSTREAMS, type UpstreamName } from './routes';
 
@@ -29,6 +32,8 @@ export interface GatewayContext {
 
 export interface RunningGateway extends RunningServer {
   ctx: GatewayContext;
+  /** The admin listener's port (probes and metrics) when ADMIN_PORT is set. */
+  adminPort?: number;
 }
 
 const upstreamUrl = (config: Config): Record<UpstreamName, string> => ({
@@ -156,7 +161,33 @@ export async function start(env: NodeJS.ProcessEnv = process.env, { logDestinati
       { name: 'upstream-agents', close: () => Object.values(upstreams).forEach((u) => u.close()) },
     ],
   });
-  return { ...running, ctx };
+  const admin = config.ADMIN_PORT > 0 ? await serveAdmin(running.server, config.ADMIN_PORT, logger) : undefined;
+  if (!admin) return { ...running, ctx };
+  return { ...running, ctx, adminPort: (admin.address() as { port: number }).port, stop: () => running.stop().finally(() => admin.close()) };
+}
+
+/** `/metrics` and the probes (`/health/live|ready|startup`), the paths the admin port serves. */
+const ADMIN_PATH = /^\/(?:metrics|health\/(?:live|ready|startup))(?:\?|$)/;
+
+/**
+ * With ADMIN_PORT, the probes and metrics answer on that port only: the public port is what the
+ * internet reaches, and neither the readiness details nor the metrics are for it. The admin listener
+ * hands its requests to the public server's own handlers (terminus probes, the express app), so
+ * readiness and draining stay exactly as they are; the public server answers 404 for those paths.
+ */
+async function serveAdmin(server: http.Server, adminPort: number, logger: Logger): Promise<http.Server> {
+  const handlers = server.listeners('request') as http.RequestListener[];
+  const handle: http.RequestListener = (req, res) => handlers.forEach((h) => h.call(server, req, res));
+  const notFound = (req: http.IncomingMessage, res: http.ServerResponse) => sendError(res, new AppError('not_found', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}`));
+  server.removeAllListeners('request');
+  server.on('request', (req, res) => (ADMIN_PATH.test(req.url ?? '') ? notFound(req, res) : handle(req, res)));
+  const admin = http.createServer((req, res) => (ADMIN_PATH.test(req.url ?? '') ? handle(req, res) : notFound(req, res)));
+  admin.listen(adminPort);
+  await once(admin, 'listening');
+  // Closed with the process; SIGTERM handling (readiness 503, drain) belongs to the public server.
+  admin.unref();
+  logger.info({ adminPort }, 'probes and metrics on the admin port');
+  return admin;
 }
 
 function main(): void {

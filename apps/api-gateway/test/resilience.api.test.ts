@@ -92,7 +92,7 @@ describe('upstream failures', () => {
 });
 
 describe('circuit breaker', () => {
-  it('when an upstream fails N times in a row, then the circuit opens (503 without calling it), and one probe after M ms closes it again', async () => {
+  it('when an upstream fails N times in a row, then the circuit opens (503 without calling it), and the gateway’s own readiness probe after M ms closes it again', async () => {
     const port = await closedPort();
     const gw = await startGateway(gatewayEnv({}, { INVENTORY_SERVICE_URL: `http://127.0.0.1:${port}`, CIRCUIT_FAILURE_THRESHOLD: '2', CIRCUIT_OPEN_MS: '400' }));
     try {
@@ -112,13 +112,15 @@ describe('circuit breaker', () => {
         expect(revived.seen).toHaveLength(0);
 
         await sleep(450);
-        const probe = await get();
-        expect(probe.status).toBe(200);
+        // Half-open: no client request is the probe. The first one after M ms starts the gateway's
+        // own probe (GET /health/ready on the upstream) and is answered 503; its success closes the circuit.
+        expect((await get()).status).toBe(503);
+        await sleep(100);
         expect((await get()).status).toBe(200);
-        expect(revived.seen).toHaveLength(2);
+        expect(revived.seen.map((s) => s.url)).toEqual(['/health/ready', '/inventory/p1']);
         const text = (await request(gw.url).get('/metrics')).text;
         expect(metricValue(text, 'gateway_circuit_state', 'upstream="inventory-service"')).toBe(0);
-        expect(metricValue(text, 'gateway_upstream_errors_total', 'upstream="inventory-service"', 'kind="circuit_open"')).toBe(2);
+        expect(metricValue(text, 'gateway_upstream_errors_total', 'upstream="inventory-service"', 'kind="circuit_open"')).toBe(3);
       } finally {
         await revived.close();
       }

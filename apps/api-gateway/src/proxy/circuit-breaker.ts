@@ -37,13 +37,17 @@ export class CircuitBreaker {
     return Math.max(Math.ceil((this.openedAt + this.options.openMs - this.now()) / 1000), 1);
   }
 
-  acquire(): Permit {
+  /**
+   * `canProbe: false` for a call that cannot be a fair probe (its request body is still arriving, so
+   * the client, not the upstream, decides how long it takes): it never gets the half-open slot.
+   */
+  acquire({ canProbe = true }: { canProbe?: boolean } = {}): Permit {
     if (this.state === 'closed') return 'call';
     if (this.state === 'open') {
       if (this.now() - this.openedAt < this.options.openMs) return undefined;
       this.transition('half_open');
     }
-    if (this.probing) return undefined;
+    if (this.probing || !canProbe) return undefined;
     this.probing = true;
     return 'probe';
   }

@@ -200,6 +200,28 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     });
   };
 
+  /** The half-open probe: `GET /health/ready` on the upstream, a request the gateway controls. */
+  const probe = () => {
+    const permit = breaker.acquire();
+    if (permit !== 'probe') {
+      if (permit) breaker.release(permit);
+      return;
+    }
+    let judged = false;
+    const verdict = (ok: boolean) => {
+      if (judged) return;
+      judged = true;
+      if (ok) breaker.onSuccess(permit);
+      else breaker.onFailure(permit);
+    };
+    const req = http.get(new URL('/health/ready', url), { agent, timeout: 2000 }, (res) => {
+      res.resume();
+      verdict(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy(new Error('probe timed out')));
+    req.on('error', () => verdict(false));
+  };
+
   const proxy = createProxyMiddleware({
     target: url,
     agent,
@@ -215,8 +237,12 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     agent,
     /** Proxies `req` (whose `url` is already the upstream path) with a time-to-headers limit. */
     forward(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number): void {
-      const permit = breaker.acquire();
+      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      // Client requests never probe a half-open circuit (a stalled body could hold the slot): the
+      // gateway probes the upstream's readiness itself, and answers 503 until it has a verdict.
+      const permit = breaker.acquire({ canProbe: false });
       if (!permit) {
+        probe();
         metrics.errors.inc({ upstream: name, kind: 'circuit_open' });
         res.setHeader('retry-after', String(breaker.retryAfterSeconds));
         sendError(res, new AppError('service_unavailable', `${name} is unavailable, try again later`));
@@ -227,6 +253,13 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
       if (timeoutMs > 0) {
         call.timer = setTimeout(() => {
           if (call.proxyRes) return;
+          if (hasBody && !req.complete) {
+            // The client has not finished sending: its failure (408), no verdict on the upstream.
+            settle(call, undefined);
+            res.setHeader('connection', 'close');
+            fail(call, res, 'client_body_timeout', new AppError('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
+            return;
+          }
           settle(call, false);
           fail(call, res, 'timeout', new AppError('gateway_timeout', `${name} did not answer within ${timeoutMs} ms`));
         }, timeoutMs);
