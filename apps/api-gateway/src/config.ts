@@ -46,7 +46,7 @@ export const configSchema = z.object({
   PAYMENT_SERVICE_URL: upstream(3005).describe('payment-service base URL (/api/payments)'),
   EVENT_BUS_URL: upstream(3006).describe('event-bus base URL (/api/orders/:id/events, Server-Sent Events)'),
   ALLOWED_ORIGINS: list().default([]).describe('Comma-separated browser origins allowed by CORS (empty: none)'),
-  TRUST_PROXY: boolean(false).describe('Take the client IP from X-Forwarded-For (only behind a trusted load balancer)'),
+  TRUST_PROXY: boolean(false).describe('One trusted load balancer in front: the client IP is the right-most X-Forwarded-For entry (the address it saw)'),
   BODY_LIMIT_BYTES: positiveInt(1024 * 1024).describe('Largest request body streamed to an upstream; larger is 413'),
   TIMEOUT_DEFAULT_MS: milliseconds(10_000).describe('How long an upstream may take to send response headers before 504 (0: no limit)'),
   ...perGroupTimeouts,

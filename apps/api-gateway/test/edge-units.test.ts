@@ -132,8 +132,10 @@ describe('client IP (the rate limit bucket of anonymous callers)', () => {
     expect(clientIp(req('1.2.3.4'), false)).toBe('10.0.0.9');
   });
 
-  it('when proxies are trusted, then the first X-Forwarded-For entry is the client, else the socket address', () => {
-    expect(clientIp(req(' 1.2.3.4 , 10.0.0.1'), true)).toBe('1.2.3.4');
+  it('when the load balancer is trusted, then the client is the address it saw (the right-most entry); entries the client wrote are ignored', () => {
+    expect(clientIp(req('198.51.100.7'), true)).toBe('198.51.100.7');
+    // a client sends "X-Forwarded-For: 1.2.3.4"; the load balancer appends what it saw
+    expect(clientIp(req(' 1.2.3.4 , 198.51.100.7'), true)).toBe('198.51.100.7');
     expect(clientIp(req(), true)).toBe('10.0.0.9');
   });
 });

@@ -69,6 +69,30 @@ describe('rate limiting shared through Redis', () => {
     expect(bobs).toBe(200);
   });
 
+  it('when callers of /api/auth bring tokens of fresh accounts, then they still share their address\'s bucket (a new account buys no attempts)', async () => {
+    const gateway = await launch({ RATE_LIMIT_KEY_PREFIX: `test:gateway:${randomUUID()}`, RATE_LIMIT_AUTH: '3/3600s' });
+    const login = (token: string) => request(gateway.url).post('/api/auth/login').set('authorization', bearer(token)).send({ email: 'x@example.com', password: 'wrong' });
+
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await login(sign(randomUUID()))).status);
+
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+  });
+
+  it('with TRUST_PROXY, then the anonymous bucket is the address the load balancer saw: a client writing its own X-Forwarded-For gets no fresh bucket', async () => {
+    const gateway = await launch({ RATE_LIMIT_KEY_PREFIX: `test:gateway:${randomUUID()}`, RATE_LIMIT_AUTH: '3/3600s', TRUST_PROXY: 'true' });
+    // what the load balancer forwards: the client's claim, then the address it really saw
+    const login = (claimed: string) => request(gateway.url).post('/api/auth/login').set('x-forwarded-for', `${claimed}, 198.51.100.7`).send({ email: 'x@example.com', password: 'wrong' });
+
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await login(`203.0.113.${i}`)).status);
+    const other = await request(gateway.url).post('/api/auth/login').set('x-forwarded-for', '198.51.100.8').send({ email: 'x@example.com', password: 'wrong' });
+
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    expect(other.status).toBe(200);
+    expect(users.seen.at(-1)!.headers['x-forwarded-for']).toBe('198.51.100.8');
+  });
+
   it('when limits are high, then requests far from the limit are counted in batches, and Redis ends with the exact total', async () => {
     const prefix = `test:gateway:${randomUUID()}`;
     const gateway = await launch({ RATE_LIMIT_KEY_PREFIX: prefix, RATE_LIMIT_ORDERS: '1000/3600s' });

@@ -39,13 +39,15 @@ export function routeOf(method: string, url: string): RouteMatch | undefined {
 }
 
 /**
- * The client's address: the socket's, or with `trustProxy` the first `X-Forwarded-For` entry
- * (what express's `req.ip` gives with `trust proxy` on).
+ * The client's address: the socket's, or with `trustProxy` (one trusted load balancer in front) the
+ * right-most `X-Forwarded-For` entry: the address that proxy saw. Entries to its left were written
+ * by the client and are never believed.
  */
 export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
   const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',', 1)[0].trim();
-  return first || req.socket.remoteAddress || '';
+  const list = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
+  const last = list?.slice(list.lastIndexOf(',') + 1).trim();
+  return last || req.socket.remoteAddress || '';
 }
 
 export interface EdgeOptions {
@@ -88,6 +90,15 @@ export function createEdge({ verifier, limiter, ruleFor, bodyLimitBytes, trustPr
       return done(new AppError('payload_too_large', `Request body exceeds ${bodyLimitBytes} bytes`));
     }
 
+    // Upstreams learn the client's address from exactly one X-Forwarded-For entry, the one decided
+    // here; whatever the client sent in its place is dropped (user-service throttles logins by it).
+    const ip = clientIp(req, trustProxy);
+    req.headers['x-forwarded-for'] = ip;
+    if (!trustProxy || !req.headers['x-forwarded-proto']) req.headers['x-forwarded-proto'] = 'http';
+    if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
+    delete req.headers['x-real-ip'];
+    delete req.headers.forwarded;
+
     const { identity, error } = identify(req.headers.authorization, verifier);
     const decide = (decision?: Decision) => {
       if (decision) {
@@ -107,8 +118,9 @@ export function createEdge({ verifier, limiter, ruleFor, bodyLimitBytes, trustPr
     };
 
     if (!limiter) return decide();
-    // Authenticated callers are limited per user across all their IPs; anonymous ones per IP.
-    const bucket = identity ? `u:${identity.userId}` : `ip:${clientIp(req, trustProxy)}`;
+    // Authenticated callers are limited per user across all their IPs, anonymous ones per IP; /api/auth
+    // always per IP, or every new account would buy another round of login attempts.
+    const bucket = identity && route.group !== 'auth' ? `u:${identity.userId}` : `ip:${ip}`;
     const decision = limiter.hit(route.group, bucket, ruleFor(route.group));
     if (decision instanceof Promise) decision.then(decide, done);
     else decide(decision);

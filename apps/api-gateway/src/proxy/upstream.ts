@@ -226,7 +226,8 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     target: url,
     agent,
     changeOrigin: true,
-    xfwd: true,
+    // The edge sets X-Forwarded-For to the one client address it decided; nothing is appended.
+    xfwd: false,
     ejectPlugins: true,
     plugins: [events],
   });
