@@ -4,7 +4,7 @@ import { toAppError } from '@cloudretail/errors';
 import { type Express, logError, tagRequest } from '@cloudretail/http';
 import type { Logger } from '@cloudretail/logging';
 import type { Metrics } from '@cloudretail/metrics';
-import { type Admit, routeOf } from './edge/edge';
+import { type Admit, routeOf, takeAccessToken } from './edge/edge';
 import { sendError } from './proxy/send-error';
 import type { Group, UpstreamName } from './routes';
 
@@ -35,10 +35,11 @@ export function withHotPath({ app, admit, metrics, logger, forward }: HotPathOpt
   const securityHeaders: Step = helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false });
 
   return (req, res) => {
-    const url = req.url ?? '/';
+    let url = req.url ?? '/';
     const route = url.startsWith('/api/') && req.headers.origin === undefined ? routeOf(req.method ?? 'GET', url.slice(4)) : undefined;
     const upstream = route?.upstream;
     if (!route || !upstream) return void app(req, res);
+    if (route.group === 'events') url = takeAccessToken(req, url);
 
     // The metrics label, as the express path sets it.
     (req as typeof req & { routeLabel?: string }).routeLabel = route.label;

@@ -52,7 +52,9 @@ export function resolveRoute(method: string, path: string): RouteMatch | undefin
   const segment = end === -1 ? path.slice(1) : path.slice(1, end);
   switch (segment) {
     case 'auth':
-      return match('auth', method === 'POST' && PUBLIC_AUTH.has(path.replace(/\/$/, '')));
+      // Login and register are public whatever the method: a wrong method is user-service's 404,
+      // not an authentication failure.
+      return match('auth', PUBLIC_AUTH.has(path.replace(/\/$/, '')));
     case 'users':
       return match('users', false);
     case 'products':

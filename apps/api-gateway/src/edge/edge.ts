@@ -50,6 +50,22 @@ export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
   return last || req.socket.remoteAddress || '';
 }
 
+/**
+ * Browsers' EventSource cannot set headers, so on the order-status stream only, `?access_token=`
+ * becomes the bearer token (unless the request has one) and leaves the URL: it is neither proxied
+ * nor logged. Returns the URL without it. Elsewhere the parameter authenticates nothing.
+ */
+export function takeAccessToken(req: IncomingMessage, url: string): string {
+  const query = url.indexOf('?');
+  if (query === -1 || !url.includes('access_token=', query)) return url;
+  const params = new URLSearchParams(url.slice(query + 1));
+  const token = params.get('access_token');
+  params.delete('access_token');
+  if (token && !req.headers.authorization) req.headers.authorization = `Bearer ${token}`;
+  const rest = params.toString();
+  return url.slice(0, query) + (rest ? `?${rest}` : '');
+}
+
 export interface EdgeOptions {
   verifier: TokenVerifier;
   limiter?: RateLimiter;
@@ -135,6 +151,7 @@ export function edgeMiddleware(admit: Admit): RequestHandler {
   return (req, res, next) => {
     const route = routeOf(req.method, req.url);
     if (!route) return next();
+    if (route.group === 'events') req.url = takeAccessToken(req, req.url);
     req.gatewayRoute = route;
     (req as typeof req & { routeLabel?: string }).routeLabel = route.label;
     admit(req, res, route, next);
