@@ -186,6 +186,8 @@ function startApp(app) {
     ...upstreams,
     NODE_ENV: 'development',
     PORT: String(PORTS[app]),
+    // A laptop's platform is for the laptop: nothing listens on other interfaces.
+    HOST: process.env.HOST ?? '127.0.0.1',
     REDIS_URL,
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

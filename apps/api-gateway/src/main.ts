@@ -148,6 +148,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env, { logDestinati
   const running = await serve({
     app: buildApp(ctx),
     port: config.PORT,
+    host: config.HOST,
     logger,
     // Readiness is the gateway's own state (started, not shutting down). Redis is reported but
     // optional: the rate limiter fails open, so a Redis outage degrades limits, not traffic.
@@ -161,7 +162,7 @@ export async function start(env: NodeJS.ProcessEnv = process.env, { logDestinati
       { name: 'upstream-agents', close: () => Object.values(upstreams).forEach((u) => u.close()) },
     ],
   });
-  const admin = config.ADMIN_PORT > 0 ? await serveAdmin(running.server, config.ADMIN_PORT, logger) : undefined;
+  const admin = config.ADMIN_PORT > 0 ? await serveAdmin(running.server, config.ADMIN_PORT, config.HOST, logger) : undefined;
   if (!admin) return { ...running, ctx };
   return { ...running, ctx, adminPort: (admin.address() as { port: number }).port, stop: () => running.stop().finally(() => admin.close()) };
 }
@@ -175,14 +176,14 @@ const ADMIN_PATH = /^\/(?:metrics|health\/(?:live|ready|startup))(?:\?|$)/;
  * hands its requests to the public server's own handlers (terminus probes, the express app), so
  * readiness and draining stay exactly as they are; the public server answers 404 for those paths.
  */
-async function serveAdmin(server: http.Server, adminPort: number, logger: Logger): Promise<http.Server> {
+async function serveAdmin(server: http.Server, adminPort: number, host: string, logger: Logger): Promise<http.Server> {
   const handlers = server.listeners('request') as http.RequestListener[];
   const handle: http.RequestListener = (req, res) => handlers.forEach((h) => h.call(server, req, res));
   const notFound = (req: http.IncomingMessage, res: http.ServerResponse) => sendError(res, new AppError('not_found', `No route for ${req.method} ${(req.url ?? '').split('?')[0]}`));
   server.removeAllListeners('request');
   server.on('request', (req, res) => (ADMIN_PATH.test(req.url ?? '') ? notFound(req, res) : handle(req, res)));
   const admin = http.createServer((req, res) => (ADMIN_PATH.test(req.url ?? '') ? handle(req, res) : notFound(req, res)));
-  admin.listen(adminPort);
+  admin.listen(adminPort, host);
   await once(admin, 'listening');
   // Closed with the process; SIGTERM handling (readiness 503, drain) belongs to the public server.
   admin.unref();

@@ -78,6 +78,7 @@ export const list = () =>
 /** Keys every service reads. Compose them into a service schema with `.extend()`. */
 export const serviceBase = {
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development').describe('Runtime mode'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('Address the HTTP port listens on (npm start: 127.0.0.1; containers: every address)'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   SHUTDOWN_DELAY_MS: milliseconds(5000).describe('How long readiness reports 503 before the server stops accepting connections'),
   SHUTDOWN_TIMEOUT_MS: milliseconds(20000).describe('Deadline for in-flight requests once draining starts'),

@@ -84,6 +84,7 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
     const running = await serve({
       app: parts.app,
       port: config.PORT,
+      host: config.HOST,
       logger,
       checks: [
         postgresCheck(sequelize),

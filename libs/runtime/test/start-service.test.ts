@@ -38,6 +38,17 @@ describe('startService', () => {
     }
   });
 
+  it('listens on HOST: with 127.0.0.1 (what npm start sets) nothing answers on other interfaces', async () => {
+    const db = await createTestDatabase('runtime_host');
+    const running = await startService(service, { ...testEnv(db.url), HOST: '127.0.0.1' });
+    try {
+      expect(running.server.address()).toMatchObject({ address: '127.0.0.1' });
+    } finally {
+      await running.stop();
+      await db.drop();
+    }
+  });
+
   it('when configuration is bad, then it fails before touching anything, naming the variables', async () => {
     await expect(startService(service, { PORT: 'x' })).rejects.toBeInstanceOf(ConfigError);
   });
