@@ -79,8 +79,7 @@ export const configSchema = z.object({
   TRUST_PROXY: trustProxy().describe(
     'Proxies in front whose X-Forwarded-For is believed: false, a hop count (true: 1) or addresses/CIDRs; the client is the right-most address no trusted proxy wrote',
   ),
-  BODY_LIMIT_BYTES: positiveInt(1024 * 1024).describe('Largest request body passed to an upstream; larger is 413'),
-  BODY_TIMEOUT_MS: positiveInt(10_000).describe('How long a request body may take to arrive in full (received before any upstream is called); then 408'),
+  BODY_LIMIT_BYTES: positiveInt(1024 * 1024).describe('Largest request body streamed to an upstream; larger is 413'),
   TIMEOUT_DEFAULT_MS: milliseconds(10_000).describe('How long an upstream may take to send response headers before 504 (0: no limit)'),
   ...perGroupTimeouts,
   UPSTREAM_MAX_SOCKETS: positiveInt(256).describe('Keep-alive connections per upstream (Server-Sent Events are not limited)'),

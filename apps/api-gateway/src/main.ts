@@ -141,7 +141,6 @@ export async function start(env: NodeJS.ProcessEnv = process.env, { logDestinati
         failureThreshold: config.CIRCUIT_FAILURE_THRESHOLD,
         openMs: config.CIRCUIT_OPEN_MS,
         bodyLimitBytes: config.BODY_LIMIT_BYTES,
-        bodyTimeoutMs: config.BODY_TIMEOUT_MS,
       }),
     ]),
   ) as Record<UpstreamName, Upstream>;

@@ -155,13 +155,6 @@ describe('forwarding', () => {
     expect(JSON.stringify(seen)).not.toContain('1.2.3.4');
   });
 
-  it('when a client asks for connection: close, then the answer says close (not the upstream\'s keep-alive) and carries no upstream keep-alive timeout', async () => {
-    const res = await api().get('/api/users/me').set('authorization', admin).set('connection', 'close');
-    expect(res.status).toBe(200);
-    expect(res.headers.connection).toBe('close');
-    expect(res.headers).not.toHaveProperty('keep-alive');
-  });
-
   it('when the same request comes from a browser (Origin, through express and CORS) or not (the hot path), then both answers carry the same headers and are metered', async () => {
     const plain = await api().get('/api/users/me').set('authorization', admin);
     const browser = await api().get('/api/users/me').set('authorization', admin).set('origin', 'https://unknown.example');

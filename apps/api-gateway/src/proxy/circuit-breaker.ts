@@ -38,8 +38,8 @@ export class CircuitBreaker {
   }
 
   /**
-   * `canProbe: false` for a call that must not be the probe (the gateway's client requests: a client
-   * decides how long its request takes, so the gateway probes with a request of its own).
+   * `canProbe: false` for a call that cannot be a fair probe (its request body is still arriving, so
+   * the client, not the upstream, decides how long it takes): it never gets the half-open slot.
    */
   acquire({ canProbe = true }: { canProbe?: boolean } = {}): Permit {
     if (this.state === 'closed') return 'call';

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
 import { type Plugin, createProxyMiddleware } from 'http-proxy-middleware';
 import { AppError } from '@cloudretail/errors';
 import type { Logger } from '@cloudretail/logging';
@@ -48,10 +47,8 @@ export interface UpstreamOptions {
   maxSockets: number;
   failureThreshold: number;
   openMs: number;
-  /** Request bodies larger than this are refused with 413. */
+  /** Streamed request bodies larger than this are cut off with 413. */
   bodyLimitBytes: number;
-  /** How long a request body may take to arrive in full before 408. */
-  bodyTimeoutMs: number;
 }
 
 /** One proxied call, from the gateway's point of view. */
@@ -63,7 +60,7 @@ interface Call {
   timer?: NodeJS.Timeout;
   proxyReq?: http.ClientRequest;
   proxyRes?: http.IncomingMessage;
-  /** The gateway answered itself (502/504): anything the upstream does later is discarded. */
+  /** The gateway answered itself (502/504/413): anything the upstream does later is discarded. */
   answered: boolean;
   /** The breaker has had its verdict (or its release). */
   settled: boolean;
@@ -96,22 +93,15 @@ function errorKind(error: NodeJS.ErrnoException): string {
  * error envelope: refused/reset → 502, no headers within the route's timeout → 504, circuit
  * open → 503.
  */
-export function createUpstream({ name, url, logger, metrics, maxSockets, failureThreshold, openMs, bodyLimitBytes, bodyTimeoutMs }: UpstreamOptions) {
+export function createUpstream({ name, url, logger, metrics, maxSockets, failureThreshold, openMs, bodyLimitBytes }: UpstreamOptions) {
   const calls = new WeakMap<http.IncomingMessage, Call>();
   // Idle sockets are closed after 30 s, well before the services' 65 s keep-alive timeout, so a
   // request never lands on a socket the upstream is closing.
   const agent = new http.Agent({ keepAlive: true, noDelay: true, maxSockets, maxFreeSockets: Math.min(maxSockets, 256), scheduling: 'lifo', timeout: 30_000 });
-  // When a circuit opens, the gateway probes the upstream itself once `openMs` has passed: no client
-  // request is the probe, and none has to be refused first for it to start.
-  let probeTimer: NodeJS.Timeout | undefined;
   const breaker = new CircuitBreaker({
     failureThreshold,
     openMs,
     onStateChange(state) {
-      if (state === 'open') {
-        clearTimeout(probeTimer);
-        probeTimer = setTimeout(() => probe(), openMs + 10).unref(); // + 10: timers and Date.now() may disagree by a ms
-      }
       metrics.circuit.set({ upstream: name }, CIRCUIT_VALUE[state]);
       (state === 'closed' ? logger.info : logger.warn).call(logger, { upstream: name, circuit: state }, `circuit ${state.replace('_', '-')}`);
     },
@@ -145,13 +135,28 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     else sendError(res, error);
   };
 
-  let server: Parameters<Plugin>[0] | undefined;
-  const proxyServer = () => {
-    if (!server) throw new Error('http-proxy-middleware did not register the plugins');
-    return server;
-  };
   const events: Plugin = (proxy) => {
-    server = proxy;
+    proxy.on('start', (req, res) => {
+      // A content-length body was checked before proxying; a chunked one is counted as it streams.
+      // Subscribing here, in the same tick as http-proxy's pipe, loses no chunk.
+      if (req.headers['transfer-encoding'] === undefined) return;
+      let bytes = 0;
+      const count = (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes <= bodyLimitBytes) return;
+        req.off('data', count);
+        req.unpipe();
+        const call = calls.get(req);
+        if (!call || call.answered) return;
+        settle(call, undefined);
+        call.answered = true;
+        clearTimeout(call.timer);
+        call.proxyReq?.destroy();
+        res.setHeader('connection', 'close');
+        sendError(res as http.ServerResponse, new AppError('payload_too_large', `Request body exceeds ${bodyLimitBytes} bytes`));
+      };
+      req.on('data', count);
+    });
     proxy.on('proxyReq', (proxyReq, req) => {
       const call = calls.get(req);
       if (!call || call.answered) {
@@ -176,11 +181,6 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
         metrics.errors.inc({ upstream: name, kind: 'connection_reset' });
         res.destroy();
       });
-      // The client's connection is ours, not the upstream's: http-proxy would copy the upstream's
-      // `connection: keep-alive` (and its keep-alive timeout), overriding a client's `connection: close`
-      // and the `close` set while shutting down.
-      delete proxyRes.headers['keep-alive'];
-      proxyRes.headers.connection = (res.getHeader('connection') as string | undefined) ?? ((res as http.ServerResponse).shouldKeepAlive ? 'keep-alive' : 'close');
       settle(call, true);
       observe(proxyRes.statusCode ?? 0, (performance.now() - call.startedAt) / 1000);
       // Tell any buffering proxy in front of us (nginx ingress) to pass events through at once.
@@ -222,96 +222,15 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     req.on('error', () => verdict(false));
   };
 
-  // xfwd off: the edge sets X-Forwarded-For to the one client address it decided; nothing is appended.
-  const proxyOptions = { target: url, agent, changeOrigin: true, xfwd: false } as const;
   const proxy = createProxyMiddleware({
-    ...proxyOptions,
+    target: url,
+    agent,
+    changeOrigin: true,
+    // The edge sets X-Forwarded-For to the one client address it decided; nothing is appended.
+    xfwd: false,
     ejectPlugins: true,
     plugins: [events],
   });
-
-  /**
-   * Calls the upstream: `body` is a request body received in full (see {@link receiveBody}); without
-   * one, the request (a GET, an SSE stream) is streamed as it is.
-   */
-  const send = (req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, body?: Buffer[]): void => {
-    // Client requests never probe a half-open circuit: the gateway probes the upstream's readiness
-    // itself (on a timer, and again here if that probe is over), and answers 503 until it has a verdict.
-    const permit = breaker.acquire({ canProbe: false });
-    if (!permit) {
-      probe();
-      metrics.errors.inc({ upstream: name, kind: 'circuit_open' });
-      res.setHeader('retry-after', String(breaker.retryAfterSeconds));
-      sendError(res, new AppError('service_unavailable', `${name} is unavailable, try again later`));
-      return;
-    }
-    const call: Call = { permit, requestId: req.headers['x-request-id'], startedAt: performance.now(), answered: false, settled: false };
-    calls.set(req, call);
-    if (timeoutMs > 0) {
-      call.timer = setTimeout(() => {
-        if (call.proxyRes) return;
-        settle(call, false);
-        fail(call, res, 'timeout', new AppError('gateway_timeout', `${name} did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-    }
-    res.once('close', () => {
-      clearTimeout(call.timer);
-      if (res.writableFinished) return;
-      // The client went away mid-call or mid-stream (e.g. an SSE client closing the page).
-      call.answered = true;
-      settle(call, undefined);
-      call.proxyReq?.destroy();
-      call.proxyRes?.destroy();
-    });
-    // A body already received goes to http-proxy as its `buffer`; hpm's middleware would pipe `req`.
-    if (body) return void proxyServer().web(req, res, { ...proxyOptions, buffer: Readable.from(body, { objectMode: false }) });
-    void proxy(req, res, (error?: unknown) => {
-      settle(call, false);
-      fail(call, res, 'other', new AppError('bad_gateway', `${name} could not be reached`), error);
-    });
-  };
-
-  /**
-   * Receives a request body in full before any upstream is involved: a client that is slow to send
-   * (or never finishes) holds no upstream connection and no circuit breaker slot, and is answered 408
-   * after `bodyTimeoutMs`, its own failure. Bodies are small JSON (at most `bodyLimitBytes`, 413 past it).
-   */
-  const receiveBody = (req: http.IncomingMessage, res: http.ServerResponse, then: (body: Buffer[]) => void): void => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const stop = () => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', stop);
-      res.off('close', stop);
-    };
-    const refuse = (error: AppError) => {
-      stop();
-      // The rest of the body is never read: close the connection after answering.
-      res.setHeader('connection', 'close');
-      sendError(res, error);
-    };
-    const timer = setTimeout(() => {
-      metrics.errors.inc({ upstream: name, kind: 'client_body_timeout' });
-      logger.info({ upstream: name, requestId: req.headers['x-request-id'], bytes }, 'request body timed out');
-      refuse(new AppError('request_timeout', `The request body did not arrive within ${bodyTimeoutMs} ms`));
-    }, bodyTimeoutMs);
-    const onData = (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > bodyLimitBytes) refuse(new AppError('payload_too_large', `Request body exceeds ${bodyLimitBytes} bytes`));
-      else chunks.push(chunk);
-    };
-    const onEnd = () => {
-      stop();
-      then(chunks);
-    };
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', stop);
-    // The client went away before its body arrived: nothing to answer, nothing to count.
-    res.once('close', stop);
-  };
 
   return {
     name,
@@ -319,11 +238,48 @@ export function createUpstream({ name, url, logger, metrics, maxSockets, failure
     agent,
     /** Proxies `req` (whose `url` is already the upstream path) with a time-to-headers limit. */
     forward(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number): void {
-      if (req.headers['transfer-encoding'] === undefined && !(Number(req.headers['content-length']) > 0)) send(req, res, timeoutMs);
-      else receiveBody(req, res, (body) => send(req, res, timeoutMs, body));
+      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      // Client requests never probe a half-open circuit (a stalled body could hold the slot): the
+      // gateway probes the upstream's readiness itself, and answers 503 until it has a verdict.
+      const permit = breaker.acquire({ canProbe: false });
+      if (!permit) {
+        probe();
+        metrics.errors.inc({ upstream: name, kind: 'circuit_open' });
+        res.setHeader('retry-after', String(breaker.retryAfterSeconds));
+        sendError(res, new AppError('service_unavailable', `${name} is unavailable, try again later`));
+        return;
+      }
+      const call: Call = { permit, requestId: req.headers['x-request-id'], startedAt: performance.now(), answered: false, settled: false };
+      calls.set(req, call);
+      if (timeoutMs > 0) {
+        call.timer = setTimeout(() => {
+          if (call.proxyRes) return;
+          if (hasBody && !req.complete) {
+            // The client has not finished sending: its failure (408), no verdict on the upstream.
+            settle(call, undefined);
+            res.setHeader('connection', 'close');
+            fail(call, res, 'client_body_timeout', new AppError('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
+            return;
+          }
+          settle(call, false);
+          fail(call, res, 'timeout', new AppError('gateway_timeout', `${name} did not answer within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      res.once('close', () => {
+        clearTimeout(call.timer);
+        if (res.writableFinished) return;
+        // The client went away mid-call or mid-stream (e.g. an SSE client closing the page).
+        call.answered = true;
+        settle(call, undefined);
+        call.proxyReq?.destroy();
+        call.proxyRes?.destroy();
+      });
+      void proxy(req, res, (error?: unknown) => {
+        settle(call, false);
+        fail(call, res, 'other', new AppError('bad_gateway', `${name} could not be reached`), error);
+      });
     },
     close(): void {
-      clearTimeout(probeTimer);
       agent.destroy();
     },
   };
