@@ -16,11 +16,11 @@ export interface RouteMatch {
   public: boolean;
   /** Bounded label for metrics, e.g. `/api/products`. */
   label: string;
-  /** Set when the path exists but not for this method: the methods it has (answered 404 with `allow`, never 401). */
-  allow?: string;
 }
 
+const READ = new Set(['GET', 'HEAD']);
 const ORDER_EVENTS = /^\/orders\/[^/]+\/events\/?$/;
+const PUBLIC_AUTH = new Set(['/auth/register', '/auth/login']);
 
 const UPSTREAM_OF: Record<Group, UpstreamName | undefined> = {
   auth: 'user-service',
@@ -43,73 +43,30 @@ const MATCHES = Object.fromEntries(
 
 const match = (group: Group, isPublic: boolean): RouteMatch => MATCHES[group][isPublic ? 1 : 0];
 
-/** One path of a group with public operations: each method it has, and whether it is public. */
-interface Shape {
-  methods: Record<string, boolean | undefined>;
-  notAllowed: RouteMatch;
-}
-
-/** `methods`: method → public. HEAD goes with GET, as express serves it. */
-function shape(group: Group, methods: Record<string, boolean>): Shape {
-  const all: Record<string, boolean> = Object.assign(Object.create(null) as object, methods, 'GET' in methods ? { HEAD: methods.GET } : {});
-  return { methods: all, notAllowed: Object.freeze({ ...match(group, true), allow: Object.keys(all).join(', ') }) };
-}
-
-/**
- * The paths of the groups that have public operations, with the methods their services serve
- * (user-service, product-service, inventory-service routes; the contract). A method a path does not
- * have, or a path that does not exist, is a 404 of the gateway, never a 401: a wrong route is not an
- * authentication failure. A new route under these groups needs a line here.
- */
-const AUTH: Record<string, Shape | undefined> = Object.assign(Object.create(null) as object, {
-  register: shape('auth', { POST: true }),
-  login: shape('auth', { POST: true }),
-  logout: shape('auth', { POST: false }),
-});
-const PRODUCTS = shape('products', { GET: true, POST: false });
-const PRODUCT = shape('products', { GET: true, PATCH: false, DELETE: false });
-const STOCK = shape('inventory', { GET: true, PUT: false });
-const DOCS = shape('docs', { GET: true });
-
-const resolveShape = (method: string, s: Shape | undefined): RouteMatch | undefined => {
-  if (!s) return undefined;
-  const isPublic = s.methods[method];
-  return isPublic === undefined ? s.notAllowed : match(s.notAllowed.group, isPublic);
-};
-
-/** How many non-empty segments follow index `from` (a `/`) of `path`, at most 2; a trailing slash is ignored. */
-function segmentsAfter(path: string, from: number): number {
-  if (from === -1 || from >= path.length - 1) return 0;
-  const next = path.indexOf('/', from + 1);
-  return next === -1 || next === path.length - 1 ? 1 : 2;
-}
-
 /**
  * Resolves a path below `/api` (`/products/1`, query string excluded) to its route, or undefined
- * when no such route exists. `method` is upper case.
+ * for an unknown group. `method` is upper case.
  */
 export function resolveRoute(method: string, path: string): RouteMatch | undefined {
   const end = path.indexOf('/', 1);
   const segment = end === -1 ? path.slice(1) : path.slice(1, end);
   switch (segment) {
     case 'auth':
-      if (segmentsAfter(path, end) !== 1) return undefined;
-      return resolveShape(method, AUTH[path.slice(end + 1).replace(/\/$/, '')]);
+      // Login and register are public whatever the method: a wrong method is user-service's 404,
+      // not an authentication failure.
+      return match('auth', PUBLIC_AUTH.has(path.replace(/\/$/, '')));
     case 'users':
       return match('users', false);
-    case 'products': {
-      const depth = segmentsAfter(path, end);
-      return depth === 2 ? undefined : resolveShape(method, depth === 0 ? PRODUCTS : PRODUCT);
-    }
+    case 'products':
+      return match('products', READ.has(method));
     case 'inventory':
-      return segmentsAfter(path, end) === 1 ? resolveShape(method, STOCK) : undefined;
+      return match('inventory', READ.has(method) && end !== -1 && path.length > end + 1);
     case 'orders':
       return ORDER_EVENTS.test(path) ? match('events', false) : match('orders', false);
     case 'payments':
       return match('payments', false);
     case 'docs':
-      // Swagger UI's own files live below /api/docs too.
-      return resolveShape(method, DOCS);
+      return match('docs', READ.has(method));
     default:
       return undefined;
   }

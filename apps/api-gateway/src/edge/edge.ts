@@ -94,11 +94,6 @@ function identify(header: string | undefined, verifier: TokenVerifier): Verified
  */
 export function createEdge({ verifier, limiter, ruleFor, bodyLimitBytes, trustProxy }: EdgeOptions): Admit {
   return (req, res, route, done) => {
-    if (route.allow !== undefined) {
-      // The path exists, not with this method: a wrong route, answered as one (never as a 401).
-      res.setHeader('allow', route.allow);
-      return done(new AppError('not_found', `No route for ${req.method} ${((req as { originalUrl?: string }).originalUrl ?? req.url ?? '').split('?', 1)[0]}`));
-    }
     stripIdentityHeaders(req.headers);
     for (const name of HOP_BY_HOP) delete req.headers[name];
 
