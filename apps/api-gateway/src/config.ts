@@ -66,7 +66,7 @@ const perGroupTimeouts = Object.fromEntries(
 export const configSchema = z.object({
   ...serviceBase,
   PORT: port(8080).describe('HTTP port'),
-  ADMIN_PORT: port(9080).describe('Port of /health/* and /metrics, which answer 404 on PORT (public); 0: any free port (tests)'),
+  ADMIN_PORT: port(0).describe('Port of /health/* and /metrics (Kubernetes: 9080); when set they answer 404 on PORT, which is public. 0: both on PORT'),
   ...jwtVerifierConfig,
   REDIS_URL: url().default('redis://127.0.0.1:6379').describe('Redis shared by every gateway replica for rate limiting'),
   USER_SERVICE_URL: upstream(3001).describe('user-service base URL (/api/auth, /api/users)'),

@@ -32,9 +32,8 @@ export interface GatewayContext {
 
 export interface RunningGateway extends RunningServer {
   ctx: GatewayContext;
-  /** The admin listener (probes and metrics): its port, and its URL on 127.0.0.1. */
-  adminPort: number;
-  adminUrl: string;
+  /** The admin listener's port (probes and metrics) when ADMIN_PORT is set. */
+  adminPort?: number;
 }
 
 const upstreamUrl = (config: Config): Record<UpstreamName, string> => ({
@@ -163,25 +162,19 @@ export async function start(env: NodeJS.ProcessEnv = process.env, { logDestinati
       { name: 'upstream-agents', close: () => Object.values(upstreams).forEach((u) => u.close()) },
     ],
   });
-  const admin = await serveAdmin(running.server, config.ADMIN_PORT, config.HOST, logger).catch(async (error: unknown) => {
-    await running.stop();
-    throw error;
-  });
-  const adminPort = (admin.address() as { port: number }).port;
-  return { ...running, ctx, adminPort, adminUrl: `http://127.0.0.1:${adminPort}`, stop: () => running.stop().finally(() => admin.close()) };
+  const admin = config.ADMIN_PORT > 0 ? await serveAdmin(running.server, config.ADMIN_PORT, config.HOST, logger) : undefined;
+  if (!admin) return { ...running, ctx };
+  return { ...running, ctx, adminPort: (admin.address() as { port: number }).port, stop: () => running.stop().finally(() => admin.close()) };
 }
 
-/**
- * Everything under `/metrics` and `/health`, in any case and with or without a trailing slash (express
- * routes match `/METRICS/` too): the admin port serves these, the public port answers 404 for them.
- */
-const ADMIN_PATH = /^\/(?:metrics|health)(?:[/?]|$)/i;
+/** `/metrics` and the probes (`/health/live|ready|startup`), the paths the admin port serves. */
+const ADMIN_PATH = /^\/(?:metrics|health\/(?:live|ready|startup))(?:\?|$)/;
 
 /**
- * `/metrics` and the probes (`/health/live|ready|startup`) answer on ADMIN_PORT only: the public port
- * is what the internet reaches, and neither the readiness details nor the metrics are for it. The
- * admin listener hands its requests to the public server's own handlers (terminus probes, the express
- * app), so readiness (503 once shutdown begins) and draining stay exactly as they are.
+ * With ADMIN_PORT, the probes and metrics answer on that port only: the public port is what the
+ * internet reaches, and neither the readiness details nor the metrics are for it. The admin listener
+ * hands its requests to the public server's own handlers (terminus probes, the express app), so
+ * readiness and draining stay exactly as they are; the public server answers 404 for those paths.
  */
 async function serveAdmin(server: http.Server, adminPort: number, host: string, logger: Logger): Promise<http.Server> {
   const handlers = server.listeners('request') as http.RequestListener[];
@@ -191,12 +184,10 @@ async function serveAdmin(server: http.Server, adminPort: number, host: string, 
   server.on('request', (req, res) => (ADMIN_PATH.test(req.url ?? '') ? notFound(req, res) : handle(req, res)));
   const admin = http.createServer((req, res) => (ADMIN_PATH.test(req.url ?? '') ? handle(req, res) : notFound(req, res)));
   admin.listen(adminPort, host);
-  await once(admin, 'listening').catch((error: Error) => {
-    throw new Error(`ADMIN_PORT ${adminPort}: ${error.message}`, { cause: error });
-  });
+  await once(admin, 'listening');
   // Closed with the process; SIGTERM handling (readiness 503, drain) belongs to the public server.
   admin.unref();
-  logger.info({ adminPort: (admin.address() as { port: number }).port }, 'probes and metrics on the admin port');
+  logger.info({ adminPort }, 'probes and metrics on the admin port');
   return admin;
 }
 

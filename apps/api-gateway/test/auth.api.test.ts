@@ -108,7 +108,7 @@ describe('bad tokens', () => {
 
 describe('health and metrics', () => {
   it('readiness reports the gateway itself and Redis, not the upstreams', async () => {
-    const res = await request(gateway.adminUrl).get('/health/ready');
+    const res = await request(gateway.url).get('/health/ready');
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ redis: { status: 'up', optional: true } });
     expect(Object.keys(res.body)).not.toContain('product-service');
@@ -116,7 +116,7 @@ describe('health and metrics', () => {
 
   it('proxied calls are metered per upstream (latency histogram by status)', async () => {
     await api().get('/api/products/p1');
-    const text = (await request(gateway.adminUrl).get('/metrics')).text;
+    const text = (await request(gateway.url).get('/metrics')).text;
     expect(metricValue(text, 'gateway_upstream_request_duration_seconds_count', 'upstream="product-service"', 'status="200"')).toBeGreaterThanOrEqual(1);
     expect(metricValue(text, 'http_requests_total', 'route="/api/products"')).toBeGreaterThanOrEqual(1);
   });

@@ -90,7 +90,6 @@ export function gatewayEnv(stubs: Partial<Record<UpstreamName, { url: string }>>
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PORT: '0',
-    ADMIN_PORT: '0',
     REDIS_URL: TEST_REDIS_URL,
     JWT_PUBLIC_KEY: TEST_JWT_KEYS.publicKey,
     SHUTDOWN_DELAY_MS: '0',

@@ -138,13 +138,13 @@ describe('when Redis is down', () => {
     const res = await request(gateway.url).get('/api/orders').set('authorization', bearer(sign(randomUUID())));
     expect(res.status).toBe(200);
 
-    const ready = await request(gateway.adminUrl).get('/health/ready');
+    const ready = await request(gateway.url).get('/health/ready');
     expect(ready.status).toBe(200);
     expect(ready.body.redis).toMatchObject({ status: 'down', optional: true });
   });
 
   it('then the outage shows in gateway_rate_limiter_redis_up', async () => {
-    const text = (await request(gateway.adminUrl).get('/metrics')).text;
+    const text = (await request(gateway.url).get('/metrics')).text;
     expect(metricValue(text, 'gateway_rate_limiter_redis_up')).toBe(0);
   });
 

@@ -62,7 +62,7 @@ describe('upstream failures', () => {
     const res = await api().get('/api/payments?orderId=o1').set('authorization', admin);
     expect(res.status).toBe(502);
     expect(res.body).toEqual({ error: { code: 'bad_gateway', message: 'payment-service could not be reached' } });
-    const text = (await request(gateway.adminUrl).get('/metrics')).text;
+    const text = (await api().get('/metrics')).text;
     expect(metricValue(text, 'gateway_upstream_errors_total', 'upstream="payment-service"', 'kind="connection_refused"')).toBeGreaterThanOrEqual(1);
   });
 
@@ -72,7 +72,7 @@ describe('upstream failures', () => {
     expect(res.status).toBe(504);
     expect(res.body.error.code).toBe('gateway_timeout');
     expect(Date.now() - started).toBeLessThan(1200);
-    const text = (await request(gateway.adminUrl).get('/metrics')).text;
+    const text = (await api().get('/metrics')).text;
     expect(metricValue(text, 'gateway_upstream_errors_total', 'upstream="order-service"', 'kind="timeout"')).toBeGreaterThanOrEqual(1);
   });
 
@@ -118,7 +118,7 @@ describe('circuit breaker', () => {
         await sleep(100);
         expect((await get()).status).toBe(200);
         expect(revived.seen.map((s) => s.url)).toEqual(['/health/ready', '/inventory/p1']);
-        const text = (await request(gw.adminUrl).get('/metrics')).text;
+        const text = (await request(gw.url).get('/metrics')).text;
         expect(metricValue(text, 'gateway_circuit_state', 'upstream="inventory-service"')).toBe(0);
         expect(metricValue(text, 'gateway_upstream_errors_total', 'upstream="inventory-service"', 'kind="circuit_open"')).toBe(3);
       } finally {

@@ -165,7 +165,7 @@ describe('forwarding', () => {
       expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       expect(Number(res.headers['ratelimit-limit'])).toBeGreaterThan(0);
     }
-    const text = (await request(gateway.adminUrl).get('/metrics')).text;
+    const text = (await api().get('/metrics')).text;
     expect(metricValue(text, 'http_requests_total', 'route="/api/users"', 'status="200"')).toBeGreaterThanOrEqual(2);
   });
 

@@ -1,11 +1,12 @@
 import net from 'node:net';
 import request from 'supertest';
 import type { RunningGateway } from '../src/main';
-import { type Stub, bearer, gatewayEnv, sleep, startGateway, startStub, tokens } from './helpers';
+import { type Stub, bearer, closedPort, gatewayEnv, sleep, startGateway, startStub, tokens } from './helpers';
 
 /**
  * Issue 14 item 2: a client that never finishes its request body is the client's failure. It gets
  * 408, the circuit breaker does not count it, and it cannot hold the half-open probe slot.
+ * And item 12: with ADMIN_PORT, probes and metrics answer there only.
  */
 const customer = bearer(tokens.customer);
 let orders: Stub;
@@ -20,7 +21,7 @@ beforeAll(async () => {
     });
   });
   gateway = await startGateway(
-    gatewayEnv({ 'order-service': orders }, { TIMEOUT_ORDERS_MS: '300', CIRCUIT_FAILURE_THRESHOLD: '3', CIRCUIT_OPEN_MS: '500', RATE_LIMIT_ENABLED: 'false' }),
+    gatewayEnv({ 'order-service': orders }, { TIMEOUT_ORDERS_MS: '300', CIRCUIT_FAILURE_THRESHOLD: '3', CIRCUIT_OPEN_MS: '500', RATE_LIMIT_ENABLED: 'false', ADMIN_PORT: String(await closedPort()) }),
   );
 });
 afterAll(async () => {
@@ -78,4 +79,16 @@ test('when the circuit is half-open, then no client request takes the probe: the
   expect(breaker.current).toBe('closed');
   expect(orders.seen.some((s) => s.url === '/health/ready')).toBe(true);
   expect((await placeOrder()).status).toBe(202);
+});
+
+test('with ADMIN_PORT, probes and metrics answer on the admin port and 404 in the envelope on the public port', async () => {
+  const admin = `http://127.0.0.1:${gateway.adminPort}`;
+
+  for (const path of ['/health/ready', '/health/live', '/metrics']) {
+    expect({ path, status: (await request(admin).get(path)).status }).toEqual({ path, status: 200 });
+    const pub = await request(gateway.url).get(path);
+    expect({ path, status: pub.status, code: pub.body.error?.code }).toEqual({ path, status: 404, code: 'not_found' });
+  }
+  expect((await request(admin).get('/metrics')).text).toContain('gateway_upstream_errors_total');
+  expect((await request(admin).get('/api/products')).status).toBe(404);
 });
