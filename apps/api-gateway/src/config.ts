@@ -1,35 +1,5 @@
-import proxyaddr from 'proxy-addr';
 import { boolean, jwtVerifierConfig, list, milliseconds, port, positiveInt, serviceBase, url, z } from '@cloudretail/config';
 import { GROUPS, type Group } from './routes';
-
-/** Which hops may name the client in X-Forwarded-For (proxy-addr's trust function, as express uses), or none. */
-export type TrustProxy = false | ((address: string, hop: number) => boolean);
-
-/**
- * `TRUST_PROXY`: `false`, a hop count, or a list of proxy addresses/CIDRs (and proxy-addr's names
- * loopback, linklocal, uniquelocal). `true` is one hop, the load balancer in front, not express's
- * "trust everything": that would make the left-most X-Forwarded-For entry, which the client
- * writes, the client address.
- */
-const trustProxy = () =>
-  z
-    .string()
-    .default('false')
-    .transform((value, ctx): TrustProxy => {
-      const v = value.trim();
-      if (v === 'false' || v === '0') return false;
-      const hops = v === 'true' ? 1 : /^\d+$/.test(v) ? Number(v) : undefined;
-      if (hops !== undefined) return (_address, hop) => hop < hops;
-      const entries = v.split(',').map((e) => e.trim()).filter(Boolean);
-      try {
-        if (entries.length > 0) return proxyaddr.compile(entries);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: `must be true, false, a hop count or a list of addresses, CIDRs, loopback, linklocal, uniquelocal (${(error as Error).message})` });
-        return z.NEVER;
-      }
-      ctx.addIssue({ code: 'custom', message: 'must be true, false, a hop count or a list of addresses, CIDRs, loopback, linklocal, uniquelocal' });
-      return z.NEVER;
-    });
 
 /** `<requests>/<window>`, e.g. `300/60s`, `20/1m`, `5/500ms`. */
 export interface RateRule {
@@ -76,9 +46,7 @@ export const configSchema = z.object({
   PAYMENT_SERVICE_URL: upstream(3005).describe('payment-service base URL (/api/payments)'),
   EVENT_BUS_URL: upstream(3006).describe('event-bus base URL (/api/orders/:id/events, Server-Sent Events)'),
   ALLOWED_ORIGINS: list().default([]).describe('Comma-separated browser origins allowed by CORS (empty: none)'),
-  TRUST_PROXY: trustProxy().describe(
-    'Proxies in front whose X-Forwarded-For is believed: false, a hop count (true: 1) or addresses/CIDRs; the client is the right-most address no trusted proxy wrote',
-  ),
+  TRUST_PROXY: boolean(false).describe('One trusted load balancer in front: the client IP is the right-most X-Forwarded-For entry (the address it saw)'),
   BODY_LIMIT_BYTES: positiveInt(1024 * 1024).describe('Largest request body streamed to an upstream; larger is 413'),
   TIMEOUT_DEFAULT_MS: milliseconds(10_000).describe('How long an upstream may take to send response headers before 504 (0: no limit)'),
   ...perGroupTimeouts,

@@ -70,7 +70,7 @@ function buildApp(ctx: GatewayContext): http.RequestListener {
   const faults = { errorRate: config.FAULT_ERROR_RATE, delayMs: config.FAULT_DELAY_MS };
   // No AsyncLocalStorage log context (see hot-path.ts): the gateway's request lines name their id.
   const app = createApp({ logger, metrics, parseJson: false, faults, logContext: false });
-  app.set('trust proxy', config.TRUST_PROXY); // req.ip agrees with the edge's client address
+  app.set('trust proxy', config.TRUST_PROXY ? 1 : false);
 
   const allowed = new Set(config.ALLOWED_ORIGINS);
   const corsHandler = cors({

@@ -93,28 +93,6 @@ describe('rate limiting shared through Redis', () => {
     expect(users.seen.at(-1)!.headers['x-forwarded-for']).toBe('198.51.100.8');
   });
 
-  it('with TRUST_PROXY as a list of proxies (load balancer on loopback, ingress in 10/8), then the bucket and the upstream\'s X-Forwarded-For are the right-most untrusted address', async () => {
-    const gateway = await launch({ RATE_LIMIT_KEY_PREFIX: `test:gateway:${randomUUID()}`, RATE_LIMIT_AUTH: '3/3600s', TRUST_PROXY: 'loopback, 10.0.0.0/8' });
-    // forged by the client, then what the ingress saw (the client), then the ingress as the load balancer saw it
-    const login = (forged: string) => request(gateway.url).post('/api/auth/login').set('x-forwarded-for', `${forged}, 198.51.100.7, 10.0.0.4`).send({});
-
-    const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await login(`203.0.113.${i}`)).status);
-
-    expect(statuses).toEqual([200, 200, 200, 429, 429]);
-    expect(users.seen.at(-1)!.headers['x-forwarded-for']).toBe('198.51.100.7');
-  });
-
-  it('with TRUST_PROXY naming proxies the peer is not, then X-Forwarded-For is not believed at all', async () => {
-    const gateway = await launch({ RATE_LIMIT_KEY_PREFIX: `test:gateway:${randomUUID()}`, RATE_LIMIT_AUTH: '2/3600s', TRUST_PROXY: '10.0.0.0/8' });
-
-    const statuses = [];
-    for (let i = 0; i < 3; i++) statuses.push((await request(gateway.url).post('/api/auth/login').set('x-forwarded-for', `203.0.113.${i}`).send({})).status);
-
-    expect(statuses).toEqual([200, 200, 429]);
-    expect(users.seen.at(-1)!.headers['x-forwarded-for']).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
-  });
-
   it('when limits are high, then requests far from the limit are counted in batches, and Redis ends with the exact total', async () => {
     const prefix = `test:gateway:${randomUUID()}`;
     const gateway = await launch({ RATE_LIMIT_KEY_PREFIX: prefix, RATE_LIMIT_ORDERS: '1000/3600s' });

@@ -2,8 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { RequestHandler } from 'express';
 import type { Identity } from '@cloudretail/auth';
 import { AppError, unauthorized } from '@cloudretail/errors';
-import proxyaddr from 'proxy-addr';
-import type { RateRule, TrustProxy } from '../config';
+import type { RateRule } from '../config';
 import { type Group, type RouteMatch, resolveRoute } from '../routes';
 import type { Decision, RateLimiter } from './rate-limiter';
 import type { TokenVerifier } from './token-verifier';
@@ -40,12 +39,15 @@ export function routeOf(method: string, url: string): RouteMatch | undefined {
 }
 
 /**
- * The client's address: the socket's, or with `trust` (TRUST_PROXY) the right-most address that no
- * trusted proxy wrote, walking X-Forwarded-For from the socket leftwards as express does (proxy-addr).
- * Entries further left were written by the client and are never believed.
+ * The client's address: the socket's, or with `trustProxy` (one trusted load balancer in front) the
+ * right-most `X-Forwarded-For` entry: the address that proxy saw. Entries to its left were written
+ * by the client and are never believed.
  */
-export function clientIp(req: IncomingMessage, trust: TrustProxy): string {
-  return trust ? proxyaddr(req, trust) : (req.socket.remoteAddress ?? '');
+export function clientIp(req: IncomingMessage, trustProxy: boolean): string {
+  const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+  const list = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
+  const last = list?.slice(list.lastIndexOf(',') + 1).trim();
+  return last || req.socket.remoteAddress || '';
 }
 
 /**
@@ -69,7 +71,7 @@ export interface EdgeOptions {
   limiter?: RateLimiter;
   ruleFor: (group: Group) => RateRule;
   bodyLimitBytes: number;
-  trustProxy: TrustProxy;
+  trustProxy: boolean;
 }
 
 /** Calls back with nothing when the request may be proxied, or with the error to answer. */
@@ -108,8 +110,7 @@ export function createEdge({ verifier, limiter, ruleFor, bodyLimitBytes, trustPr
     // here; whatever the client sent in its place is dropped (user-service throttles logins by it).
     const ip = clientIp(req, trustProxy);
     req.headers['x-forwarded-for'] = ip;
-    // The scheme is believed only from a trusted peer, like the address.
-    if (!req.headers['x-forwarded-proto'] || !trustProxy || !trustProxy(req.socket.remoteAddress ?? '', 0)) req.headers['x-forwarded-proto'] = 'http';
+    if (!trustProxy || !req.headers['x-forwarded-proto']) req.headers['x-forwarded-proto'] = 'http';
     if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
     delete req.headers['x-real-ip'];
     delete req.headers.forwarded;
