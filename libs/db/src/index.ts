@@ -6,6 +6,7 @@ import { namingPg, resetNamedStatements } from './prepared';
 
 export { DataTypes, Op, QueryTypes, Sequelize, Transaction };
 export { MAX_NAMED_STATEMENTS, resetNamedStatements } from './prepared';
+export { dbOf, type Db, type Tx } from './unit-of-work';
 
 export interface DbOptions {
   logger?: Logger;

@@ -11,6 +11,7 @@ const ProductSnapshot = z.object({
   active: z.boolean(),
 });
 const Items = z.array(z.object({ productId: z.uuid(), quantity: z.number().int().positive() })).min(1);
+const PaymentRequest = z.object({ paymentId: z.uuid(), userId: z.uuid(), paymentToken: z.string().min(1), ...Money });
 const PricedItems = z.array(z.object({ productId: z.uuid(), quantity: z.number().int().positive(), unitPriceCents: z.number().int().nonnegative() })).min(1);
 
 /**
@@ -22,7 +23,11 @@ export const catalog = {
   ProductUpdated: { version: 1, topic: 'catalog', schema: ProductSnapshot },
   ProductDeleted: { version: 1, topic: 'catalog', schema: z.object({ productId: z.uuid() }) },
 
-  StockReserved: { version: 1, topic: 'inventory', schema: z.object({ orderId: z.uuid(), items: Items }) },
+  /**
+   * `payment`: the payment the order asked for, passed on from OrderPlaced, so payment-service
+   * captures straight from this fact (no hop back through order-service). Absent from older producers.
+   */
+  StockReserved: { version: 1, topic: 'inventory', schema: z.object({ orderId: z.uuid(), items: Items, payment: PaymentRequest.optional() }) },
   StockReservationFailed: {
     version: 1,
     topic: 'inventory',
@@ -47,7 +52,21 @@ export const catalog = {
 
   // The checkout saga. order-service orchestrates: it reacts to inventory and payment facts and
   // publishes the next step; inventory-service and payment-service react to these order events.
-  OrderPlaced: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: PricedItems, totalCents: z.number().int().nonnegative(), currency: z.string().length(3) }) },
+  // paymentId + paymentToken: the payment to take once stock is held (inventory passes them on in
+  // StockReserved). Optional for older producers, whose orders still go through PaymentRequested.
+  OrderPlaced: {
+    version: 1,
+    topic: 'orders',
+    schema: z.object({
+      orderId: z.uuid(),
+      userId: z.uuid(),
+      items: PricedItems,
+      totalCents: z.number().int().nonnegative(),
+      currency: z.string().length(3),
+      paymentId: z.uuid().optional(),
+      paymentToken: z.string().min(1).optional(),
+    }),
+  },
   PaymentRequested: {
     version: 1,
     topic: 'orders',
@@ -58,7 +77,10 @@ export const catalog = {
   OrderConfirmed: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items }) },
   OrderCancelled: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items, reason: z.string() }) },
   OrderRefunded: { version: 1, topic: 'orders', schema: z.object({ orderId: z.uuid(), userId: z.uuid(), items: Items }) },
-  /** Every status change, for clients (event-bus streams these as Server-Sent Events). */
+  /**
+   * Deprecated: no longer produced (event-bus derives an order's status from OrderPlaced,
+   * OrderConfirmed, OrderCancelled and OrderRefunded). Still accepted, for events already in flight.
+   */
   OrderStatusChanged: {
     version: 1,
     topic: 'orders',

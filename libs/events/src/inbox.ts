@@ -1,5 +1,4 @@
-import { QueryTypes, type Migration, type Sequelize, type Transaction } from '@cloudretail/db';
-import type { EventEnvelope } from './envelope';
+import type { Migration, Tx } from '@cloudretail/db';
 
 /** The inbox table: which events each consumer group has already handled. Add it to a consuming service's migrations. */
 export const inboxMigration: Migration = {
@@ -17,20 +16,15 @@ export const inboxMigration: Migration = {
 };
 
 /**
- * Runs `fn` at most once per (group, event): the inbox row and `fn`'s writes commit in one
- * transaction, so a redelivered or replayed event is skipped, and a failed `fn` leaves no inbox
- * row (the retry runs it again). A concurrent duplicate waits on the row lock, then is skipped.
- * Resolves true when `fn` ran, false for a duplicate.
+ * Records `eventIds` as handled by `group` in the caller's transaction, in one statement, and
+ * resolves the ids that were new: only those are handled. The rows commit with the handlers'
+ * writes, so a redelivered or replayed event is skipped, and a rolled-back batch leaves no row (the
+ * retry handles it again). A concurrent duplicate waits on the row lock, then is skipped.
  */
-export async function handleOnce(sequelize: Sequelize, group: string, event: Pick<EventEnvelope, 'id'>, fn: (transaction: Transaction) => Promise<void>): Promise<boolean> {
-  return sequelize.transaction(async (transaction) => {
-    const inserted = await sequelize.query('INSERT INTO inbox (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id', {
-      bind: [group, event.id],
-      transaction,
-      type: QueryTypes.SELECT,
-    });
-    if (!inserted.length) return false;
-    await fn(transaction);
-    return true;
-  });
+export async function claimInbox(tx: Tx, group: string, eventIds: string[]): Promise<Set<string>> {
+  const rows = await tx.query<{ event_id: string }>(
+    'INSERT INTO inbox (consumer_group, event_id) SELECT $1, id FROM unnest($2::uuid[]) AS id ON CONFLICT DO NOTHING RETURNING event_id',
+    [group, eventIds],
+  );
+  return new Set(rows.map((r) => r.event_id));
 }

@@ -1,7 +1,8 @@
 export { catalog, describeCatalog, topicOf, TOPICS, type EventType } from './catalog';
 export { createEvent, parseEvent, EnvelopeSchema, type EventEnvelope, type EventOf, type PayloadOf } from './envelope';
-export { enqueue, onOutboxCommit, outboxMigration } from './outbox';
-export { inboxMigration, handleOnce } from './inbox';
+export { enqueue, onOutboxCommit, outboxMigration, outboxAggregateIndexMigration, outboxMigrations } from './outbox';
+export { inboxMigration, claimInbox } from './inbox';
+export { startConsumer, type ConsumerOptions, type EventHandlers } from './consumer';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions, type RelayRound } from './relay';
 export { dlqTopic, type DeadLetter, type EventHandler, type SubscribeOptions, type Subscription, type Transport } from './transport';
 export { connectRedis, createRedisTransport, streamKey, type RedisTransportOptions } from './redis-transport';

@@ -91,7 +91,10 @@ export function createKafkaTransport({
 
   const defaults = definedOnly({ maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs });
 
-  async function subscribe({ group, topics, handle, consumerName: _consumerName, ...options }: SubscribeOptions): Promise<Subscription> {
+  // Messages are handled one at a time per partition (`handleBatch` is not used: kafkajs's
+  // eachBatch would need its own offset bookkeeping; Redis Streams is where the batching is measured).
+  async function subscribe({ group, topics, handle, types, handleBatch: _handleBatch, consumerName: _consumerName, ...options }: SubscribeOptions): Promise<Subscription> {
+    const wanted = types && new Set(types);
     const policy = { ...defaults, ...definedOnly(options) };
     // The DLQ is compacted: a replay writes a tombstone for the dead letter's key.
     if (createTopics) await ensureTopics([...topics.map((topic) => ({ topic })), { topic: dlqTopic(group), configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }]);
@@ -128,6 +131,12 @@ export function createKafkaTransport({
           partitionsConsumedConcurrently: concurrency,
           eachMessage: async ({ topic, partition, message, heartbeat }) => {
             if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
+            const type = message.headers?.type?.toString();
+            if (wanted && type !== undefined && !wanted.has(type)) {
+              // Not handled here: skipped unread (no parsing, no signature check).
+              await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
+              return;
+            }
             // Retries may last minutes: keep heartbeating so the group does not evict this consumer
             // (kafkajs heartbeats only between messages otherwise). The partition waits meanwhile.
             const beat = setInterval(() => void heartbeat().catch(() => undefined), Math.floor(sessionTimeoutMs / 5));

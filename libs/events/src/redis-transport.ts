@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from '@cloudretail/logging';
+import type { EventEnvelope } from './envelope';
 import type { EventSigning } from './signing';
 import { jitteredBackoff } from './backoff';
 import {
@@ -12,6 +13,7 @@ import {
   type SubscribeOptions,
   type Subscription,
   type Transport,
+  admit,
   deliver,
   dlqTopic,
   toDeadLetter,
@@ -45,6 +47,13 @@ const PREFIX = 'events:';
 export const streamKey = (topic: string) => `${PREFIX}${topic}`;
 
 type Entry = [id: string, fields: string[] | null];
+/** A message taken from a stream, not yet acknowledged; `lane`: its stream and aggregate. */
+interface Queued {
+  key: string;
+  id: string;
+  raw: string;
+  lane: string;
+}
 type ReadReply = [key: string, entries: Entry[]][] | null;
 
 const field = (fields: string[], name: string) => {
@@ -116,7 +125,7 @@ export function createRedisTransport({
 
   const defaults = definedOnly({ maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs });
 
-  async function subscribe({ group, topics, consumerName = `${hostname()}-${process.pid}`, handle, ...options }: SubscribeOptions): Promise<Subscription> {
+  async function subscribe({ group, topics, consumerName = `${hostname()}-${process.pid}`, handle, handleBatch, types, ...options }: SubscribeOptions): Promise<Subscription> {
     const policy = { ...defaults, ...definedOnly(options) };
     const keys = topics.map(streamKey);
     for (const key of keys) await ensureGroup(key, group);
@@ -138,6 +147,11 @@ export function createRedisTransport({
     const idleWaiters: (() => void)[] = [];
     // Reading goes on while messages are in hand (a long retry holds its aggregate only), up to this many.
     const maxInFlight = batchSize * 2;
+    const wanted = types && new Set(types);
+    /** Messages waiting for the batch worker, in stream order. */
+    const batchQueue: Queued[] = [];
+    let batching: Promise<void> | undefined;
+    const deadLetter = (record: DeadLetterRecord) => addDeadLetter(group, record).then(() => undefined);
 
     const read = async (ids: string[], block?: number) =>
       (await blocking.call('XREADGROUP', 'GROUP', group, consumerName, 'COUNT', batchSize, ...(block ? ['BLOCK', block] : []), 'STREAMS', ...keys, ...ids)) as ReadReply;
@@ -158,15 +172,18 @@ export function createRedisTransport({
       });
     }
 
-    async function handleOne(key: string, id: string, raw: string | null) {
+    function finished(key: string, id: string) {
+      inFlight.delete(`${key} ${id}`);
+      idleWaiters.splice(0).forEach((wake) => wake());
+    }
+
+    async function handleOne(key: string, id: string, raw: string) {
       // Up to `concurrency` messages (so aggregates) at once.
       while (running >= concurrency) await new Promise<void>((resolve) => slotWaiters.push(resolve));
       running += 1;
       try {
         if (signal.aborted) return; // stays pending and is redelivered
-        const done =
-          raw === null || // trimmed from the stream while pending: nothing to handle
-          (await deliver({ raw, topic: key.slice(PREFIX.length), handle, ...policy, signal, logger, signing, onRejected, deadLetter: (record) => addDeadLetter(group, record).then(() => undefined) }));
+        const done = await deliver({ raw, topic: key.slice(PREFIX.length), handle, ...policy, signal, logger, signing, onRejected, deadLetter });
         if (done) ack(key, id);
       } catch (error) {
         ownPendingFirst = true; // the dead-letter write failed: the message is still ours, take it again
@@ -174,9 +191,66 @@ export function createRedisTransport({
       } finally {
         running -= 1;
         slotWaiters.shift()?.();
-        inFlight.delete(`${key} ${id}`);
-        idleWaiters.splice(0).forEach((wake) => wake());
+        finished(key, id);
       }
+    }
+
+    /** Queues one message on its aggregate's lane: handled on its own, after what the lane already holds. */
+    function toLane({ key, id, raw, lane }: Queued) {
+      const next = (lanes.get(lane) ?? Promise.resolve()).then(() => handleOne(key, id, raw));
+      lanes.set(lane, next);
+      void next.then(() => lanes.get(lane) === next && lanes.delete(lane));
+    }
+
+    /**
+     * One batch: the messages whose aggregate has nothing on a lane go to `handleBatch` together
+     * (the others join their lane, behind it). A failed batch is handed to the lanes, one message
+     * each in stream order, where the retry policy and dead-lettering apply to each on its own.
+     */
+    async function runBatch(entries: Queued[]) {
+      const admitted: { entry: Queued; event: EventEnvelope }[] = [];
+      for (const entry of entries) {
+        if (lanes.has(entry.lane)) {
+          toLane(entry);
+          continue;
+        }
+        const event = await admit({ raw: entry.raw, topic: entry.key.slice(PREFIX.length), deadLetter, logger, signing, onRejected });
+        if (event) admitted.push({ entry, event });
+        else {
+          ack(entry.key, entry.id); // dead-lettered
+          finished(entry.key, entry.id);
+        }
+      }
+      if (!admitted.length) return;
+      try {
+        await handleBatch!(admitted.map((a) => a.event));
+      } catch (error) {
+        logger.warn({ err: error, group, events: admitted.length }, 'event batch failed; handling its events one by one');
+        admitted.forEach((a) => toLane(a.entry));
+        return;
+      }
+      for (const { entry } of admitted) {
+        ack(entry.key, entry.id);
+        finished(entry.key, entry.id);
+      }
+    }
+
+    /** The batch worker: one batch at a time, so what arrives while one is handled makes the next one. */
+    function runBatches() {
+      batching ??= (async () => {
+        while (batchQueue.length && !signal.aborted) {
+          const entries = batchQueue.splice(0, batchSize);
+          await runBatch(entries).catch((error: unknown) => {
+            // Not a handler failure (the dead-letter write failed): the messages are still ours, take them again.
+            ownPendingFirst = true;
+            entries.forEach((e) => inFlight.has(`${e.key} ${e.id}`) && !lanes.has(e.lane) && finished(e.key, e.id));
+            logger.error({ err: error, group }, 'handling an event batch failed; it will be taken again');
+          });
+        }
+      })().finally(() => {
+        batching = undefined;
+        if (batchQueue.length && !signal.aborted) runBatches();
+      });
     }
 
     /**
@@ -187,13 +261,18 @@ export function createRedisTransport({
     function dispatch(key: string, entries: Entry[]) {
       for (const [id, fields] of entries) {
         if (inFlight.has(`${key} ${id}`)) continue; // re-read while in hand (our own pending list)
+        const type = fields ? field(fields, 'type') : undefined;
+        if (!fields || (wanted && type !== undefined && !wanted.has(type))) {
+          ack(key, id); // trimmed from the stream while pending, or a type this subscriber does not handle
+          continue;
+        }
         inFlight.add(`${key} ${id}`);
-        const raw = fields ? (field(fields, 'envelope') ?? '') : null;
-        const lane = `${key} ${(raw && aggregateIdOf(raw)) || id}`; // garbage has no aggregate: a lane of its own
-        const next = (lanes.get(lane) ?? Promise.resolve()).then(() => handleOne(key, id, raw));
-        lanes.set(lane, next);
-        void next.then(() => lanes.get(lane) === next && lanes.delete(lane));
+        const raw = field(fields, 'envelope') ?? '';
+        const entry = { key, id, raw, lane: `${key} ${aggregateIdOf(raw) || id}` }; // garbage has no aggregate: a lane of its own
+        if (handleBatch && !lanes.has(entry.lane)) batchQueue.push(entry);
+        else toLane(entry);
       }
+      if (batchQueue.length) runBatches();
     }
 
     /** Waits while `maxInFlight` messages are in hand. */
@@ -264,6 +343,7 @@ export function createRedisTransport({
         blocking.disconnect(); // interrupts a blocked XREADGROUP
         idleWaiters.splice(0).forEach((wake) => wake());
         await loop;
+        await batching; // the batch in hand finishes; queued ones stay pending and are redelivered
         await Promise.all(lanes.values()); // handlers in hand finish
         clearInterval(keepClaimed);
         await flushing;
@@ -298,7 +378,8 @@ export function createRedisTransport({
     async publish(topic, events) {
       if (!events.length) return;
       const multi = redis.multi();
-      for (const event of events) multi.xadd(streamKey(topic), 'MAXLEN', '~', maxLen, '*', 'envelope', JSON.stringify(signing ? signing.sign(event) : event));
+      // `type` beside the envelope: subscribers skip what they do not handle without parsing it.
+      for (const event of events) multi.xadd(streamKey(topic), 'MAXLEN', '~', maxLen, '*', 'type', event.type, 'envelope', JSON.stringify(signing ? signing.sign(event) : event));
       await execOrThrow(multi);
     },
     subscribe,

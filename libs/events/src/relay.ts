@@ -1,4 +1,4 @@
-import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import type { Db, Tx } from '@cloudretail/db';
 import { repeat } from '@cloudretail/shutdown';
 import { jitteredBackoff } from './backoff';
 import { onOutboxCommit } from './outbox';
@@ -7,7 +7,7 @@ import type { EventEnvelope } from './envelope';
 import type { Transport } from './transport';
 
 export interface OutboxRelayOptions {
-  sequelize: Sequelize;
+  db: Db;
   transport: Transport;
   logger: Logger;
   /** Pause between rounds when the outbox is empty. */
@@ -55,7 +55,7 @@ interface Row {
  * {@link handleOnce}.
  */
 export function startOutboxRelay({
-  sequelize,
+  db,
   transport,
   logger,
   pollMs = 500,
@@ -65,13 +65,11 @@ export function startOutboxRelay({
   retentionHours = 24,
   sweepIntervalMs = 15 * 60_000,
 }: OutboxRelayOptions): OutboxRelay {
-  const query = <T extends object>(sql: string, bind: unknown[], transaction: Transaction) => sequelize.query<T>(sql, { bind, transaction, type: QueryTypes.SELECT });
-  const exec = (sql: string, bind: unknown[], transaction: Transaction) => sequelize.query(sql, { bind, transaction });
-
-  async function claim(transaction: Transaction): Promise<Row[]> {
+  async function claim(tx: Tx): Promise<Row[]> {
     // `busy`: a pending row of the same aggregate, earlier in seq order, that we did not get is held
     // by another relay: leave that aggregate to it, or its events could overtake each other.
-    const rows = await query<Row & { busy: boolean }>(
+    // The check walks outbox_pending_aggregate (one index probe per row), not every pending row.
+    const rows = await tx.query<Row & { busy: boolean }>(
       `WITH claimed AS (
          SELECT id, seq, topic, aggregate_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
        )
@@ -80,15 +78,14 @@ export function startOutboxRelay({
        ) AS busy
        FROM claimed c ORDER BY seq`,
       [batchSize],
-      transaction,
     );
     const skip = new Set(rows.filter((r) => r.busy).map((r) => r.aggregate_id));
     return rows.filter((r) => !skip.has(r.aggregate_id));
   }
 
   async function runOnce(): Promise<RelayRound> {
-    return sequelize.transaction(async (transaction) => {
-      const claimed = await claim(transaction);
+    return db.transaction(async (tx) => {
+      const claimed = await claim(tx);
       let published = 0;
       // Consecutive rows of one topic go out in one publish call, in seq order.
       while (published < claimed.length) {
@@ -101,12 +98,13 @@ export function startOutboxRelay({
         } catch (error) {
           // Stop at the first failure: a later row of the same aggregate must not go out first.
           logger.warn({ err: error, topic, pending: claimed.length - published }, 'outbox publish failed; will retry');
-          await exec('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)', [run.map((r) => r.id), String((error as Error).message ?? error)], transaction);
+          await tx.execute('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)', [run.map((r) => r.id), String((error as Error).message ?? error)]);
           break;
         }
-        await exec('UPDATE outbox SET published_at = now() WHERE id = ANY($1)', [run.map((r) => r.id)], transaction);
         published = end;
       }
+      // One mark for everything published this round (it commits with the claim).
+      if (published) await tx.execute('UPDATE outbox SET published_at = now() WHERE id = ANY($1)', [claimed.slice(0, published).map((r) => r.id)]);
       const failed = published < claimed.length;
       return { published, failed, more: !failed && claimed.length > 0 };
     });
@@ -156,21 +154,21 @@ export function startOutboxRelay({
     }, delayMs);
   }
   // `enqueue` wakes the relay right after the writer's transaction commits.
-  const unsubscribe = onOutboxCommit(sequelize, wake);
+  const unsubscribe = onOutboxCommit(wake);
   schedule(0);
 
   async function sweep(): Promise<number> {
     let deleted = 0;
     // In slices, so no statement holds many row locks or runs long; every replica may sweep (deleting is idempotent).
     for (;;) {
-      const [, result] = (await sequelize.query(
+      const count = await db.execute(
         `DELETE FROM outbox WHERE id IN (
            SELECT id FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT 5000 FOR UPDATE SKIP LOCKED
          )`,
-        { bind: [retentionHours * 3600] },
-      )) as [unknown, { rowCount?: number }];
-      deleted += result.rowCount ?? 0;
-      if ((result.rowCount ?? 0) < 5000) return deleted;
+        [retentionHours * 3600],
+      );
+      deleted += count;
+      if (count < 5000) return deleted;
     }
   }
   const sweeper = repeat('outbox-retention', sweepIntervalMs, () =>

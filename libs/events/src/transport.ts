@@ -14,6 +14,14 @@ export interface SubscribeOptions {
   /** Stable name of this consumer within the group (Redis: owner of its pending messages). */
   consumerName?: string;
   handle: EventHandler;
+  /**
+   * Handles a run of messages at once (one transaction, see consumer.ts), in stream order. When it
+   * throws, each of its events goes to `handle` one by one under the retry policy, so one poison
+   * event neither blocks nor redoes the others. Without it every message goes to `handle`.
+   */
+  handleBatch?: (events: EventEnvelope[]) => Promise<void>;
+  /** Event types this subscriber handles: other messages are acknowledged unread (no parsing, no signature check). */
+  types?: readonly string[];
   /** When set, caps the handler attempts before the message goes to the dead-letter topic. */
   maxAttempts?: number;
   /** How long a failing message is retried before it goes to the dead-letter topic. */
@@ -116,21 +124,14 @@ export interface DeliverOptions extends RetryPolicy {
   onRejected?: (info: { topic: string; type: string }) => void;
 }
 
-/**
- * The poison-message policy both transports share: parse and authenticate, call the handler with
- * retries (capped exponential backoff with full jitter), dead-letter once the next wait would pass
- * `retryForMs` or `maxAttempts` is reached (at once for an invalid or unauthentic envelope).
- * Resolves `true` when the message may be acknowledged, `false` when it was abandoned because the
- * subscription is stopping (it stays unacknowledged and is redelivered).
- */
-export async function deliver({ raw, topic, handle, deadLetter, signal, logger, signing, onRejected, ...policy }: DeliverOptions): Promise<boolean> {
-  const { maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs } = { ...RETRY_DEFAULTS, ...definedOnly(policy) };
-  let event: EventEnvelope;
+/** Parses and authenticates a message; after dead-lettering an invalid or unauthentic one, resolves undefined. */
+export async function admit({ raw, topic, deadLetter, logger, signing, onRejected }: Pick<DeliverOptions, 'raw' | 'topic' | 'deadLetter' | 'logger' | 'signing' | 'onRejected'>): Promise<EventEnvelope | undefined> {
   try {
     const json = JSON.parse(raw) as Record<string, unknown>;
-    event = parseEvent(json);
+    const event = parseEvent(json);
     // The raw JSON, not the parsed event: schema parsing may drop fields the producer signed.
     signing?.verify(json);
+    return event;
   } catch (error) {
     const unauthentic = error instanceof UnauthenticEventError;
     if (unauthentic) {
@@ -139,8 +140,21 @@ export async function deliver({ raw, topic, handle, deadLetter, signal, logger, 
       logger.error({ topic, type, reason: error.message }, 'unauthentic event refused; dead-lettered, not handled');
     } else logger.error({ err: error, topic }, 'invalid event envelope; dead-lettered');
     await deadLetter({ topic, reason: `${unauthentic ? 'unauthentic event' : 'invalid envelope'}: ${describe(error)}`, attempts: 0, failedAt: new Date().toISOString(), raw });
-    return true;
+    return undefined;
   }
+}
+
+/**
+ * The poison-message policy both transports share: parse and authenticate ({@link admit}), call the handler with
+ * retries (capped exponential backoff with full jitter), dead-letter once the next wait would pass
+ * `retryForMs` or `maxAttempts` is reached (at once for an invalid or unauthentic envelope).
+ * Resolves `true` when the message may be acknowledged, `false` when it was abandoned because the
+ * subscription is stopping (it stays unacknowledged and is redelivered).
+ */
+export async function deliver({ raw, topic, handle, deadLetter, signal, logger, signing, onRejected, ...policy }: DeliverOptions): Promise<boolean> {
+  const { maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs } = { ...RETRY_DEFAULTS, ...definedOnly(policy) };
+  const event = await admit({ raw, topic, deadLetter, logger, signing, onRejected });
+  if (!event) return true;
   return runWithContext({ requestId: event.correlationId ?? event.id }, async () => {
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {

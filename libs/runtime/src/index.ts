@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import Redis from 'ioredis';
 import { ConfigError, type z, dataServiceBase, loadConfig } from '@cloudretail/config';
-import { type Migration, type Sequelize, createSequelize, ensureDatabase, migrate, runMigrateCommand } from '@cloudretail/db';
+import { type Db, type Migration, type Sequelize, createSequelize, dbOf, ensureDatabase, migrate, runMigrateCommand } from '@cloudretail/db';
 import { type EventsConfig, type Transport, connectRedis, createTransport, outboxMigration, startOutboxRelay } from '@cloudretail/events';
 import { type Check, postgresCheck, redisCheck } from '@cloudretail/health';
 import type { Faults } from '@cloudretail/http';
@@ -16,6 +16,8 @@ export interface ServiceContext<C> {
   logger: Logger;
   metrics: Metrics;
   sequelize: Sequelize;
+  /** The same pool as `sequelize`, as the domain uses it: statements and transactions (`Tx`), no ORM. */
+  db: Db;
   redis: Redis;
   /** The event backbone (Redis Streams or Kafka, from EVENT_TRANSPORT); subscribe consumers here. */
   transport: Transport;
@@ -75,11 +77,12 @@ export async function startService<S extends z.ZodObject>(def: ServiceDefinition
     if (config.MIGRATE_ON_START !== false) await migrate(sequelize, def.migrations, 'up', logger);
     await redis.connect();
     const faults = { errorRate: config.FAULT_ERROR_RATE, delayMs: config.FAULT_DELAY_MS };
-    const ctx: ServiceContext<z.infer<S>> = { config, logger, metrics, sequelize, redis, transport, faults };
+    const db = dbOf(sequelize);
+    const ctx: ServiceContext<z.infer<S>> = { config, logger, metrics, sequelize, db, redis, transport, faults };
     const parts = await def.setup(ctx);
     // Every service that writes an outbox relays it: events leave only after their transaction commits.
     const relay = def.migrations.includes(outboxMigration)
-      ? startOutboxRelay({ sequelize, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE, wakeDelayMs: config.OUTBOX_WAKE_DELAY_MS, retentionHours: config.OUTBOX_RETENTION_HOURS })
+      ? startOutboxRelay({ db, transport, logger, pollMs: config.OUTBOX_POLL_MS, batchSize: config.OUTBOX_BATCH_SIZE, wakeDelayMs: config.OUTBOX_WAKE_DELAY_MS, retentionHours: config.OUTBOX_RETENTION_HOURS })
       : undefined;
     const running = await serve({
       app: parts.app,
