@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { type Admin, type ITopicConfig, Kafka, type LogEntry, Partitioners, type Producer, logLevel } from 'kafkajs';
 import type { Logger } from '@cloudretail/logging';
+import type { EventEnvelope } from './envelope';
 import type { EventSigning } from './signing';
 import { jitteredBackoff } from './backoff';
-import { type DeadLetterRecord, type DeliverOptions, definedOnly, type SubscribeOptions, type Subscription, type Transport, aggregateIdOf, deliver, dlqTopic, toDeadLetter } from './transport';
+import { type DeadLetterRecord, type DeliverOptions, admit, definedOnly, type SubscribeOptions, type Subscription, type Transport, aggregateIdOf, deliver, dlqTopic, toDeadLetter } from './transport';
 
 export interface KafkaTransportOptions {
   brokers: string[];
@@ -91,9 +92,7 @@ export function createKafkaTransport({
 
   const defaults = definedOnly({ maxAttempts, retryForMs, retryBackoffMs, maxRetryBackoffMs });
 
-  // Messages are handled one at a time per partition (`handleBatch` is not used: kafkajs's
-  // eachBatch would need its own offset bookkeeping; Redis Streams is where the batching is measured).
-  async function subscribe({ group, topics, handle, types, handleBatch: _handleBatch, consumerName: _consumerName, ...options }: SubscribeOptions): Promise<Subscription> {
+  async function subscribe({ group, topics, handle, types, handleBatch, consumerName: _consumerName, ...options }: SubscribeOptions): Promise<Subscription> {
     const wanted = types && new Set(types);
     const policy = { ...defaults, ...definedOnly(options) };
     // The DLQ is compacted: a replay writes a tombstone for the dead letter's key.
@@ -125,34 +124,60 @@ export function createKafkaTransport({
       try {
         await consumer.connect();
         await consumer.subscribe({ topics, fromBeginning: true }); // a new group reads what was published before it existed
+        const commit = (topic: string, partition: number, offset: string) => consumer.commitOffsets([{ topic, partition, offset: (BigInt(offset) + 1n).toString() }]);
+        const skipped = (type: string | undefined) => wanted !== undefined && type !== undefined && !wanted.has(type);
+        /** One message under the retry policy; true when it may be committed. */
+        const deliverOne = async (topic: string, raw: string, heartbeat: () => Promise<void>) => {
+          // Retries may last minutes: keep heartbeating so the group does not evict this consumer
+          // (kafkajs heartbeats only between messages otherwise). The partition waits meanwhile.
+          const beat = setInterval(() => void heartbeat().catch(() => undefined), Math.floor(sessionTimeoutMs / 5));
+          return deliver({ raw, topic, handle, ...policy, signal, logger, signing, onRejected, deadLetter: (record) => sendDeadLetter(group, record) }).finally(() => clearInterval(beat));
+        };
         await consumer.run({
           autoCommit: false,
-          // One message at a time per partition, so per-aggregate order holds; partitions in parallel.
+          // One partition's messages in order; partitions in parallel.
           partitionsConsumedConcurrently: concurrency,
-          eachMessage: async ({ topic, partition, message, heartbeat }) => {
-            if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
-            const type = message.headers?.type?.toString();
-            if (wanted && type !== undefined && !wanted.has(type)) {
-              // Not handled here: skipped unread (no parsing, no signature check).
-              await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
-              return;
-            }
-            // Retries may last minutes: keep heartbeating so the group does not evict this consumer
-            // (kafkajs heartbeats only between messages otherwise). The partition waits meanwhile.
-            const beat = setInterval(() => void heartbeat().catch(() => undefined), Math.floor(sessionTimeoutMs / 5));
-            const ack = await deliver({
-              raw: message.value?.toString() ?? '',
-              topic,
-              handle,
-              ...policy,
-              signal,
-              logger,
-              signing,
-              onRejected,
-              deadLetter: (record) => sendDeadLetter(group, record),
-            }).finally(() => clearInterval(beat));
-            if (ack) await consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
-          },
+          ...(handleBatch
+            ? {
+                eachBatchAutoResolve: false,
+                // A partition's fetched messages go to handleBatch in runs of up to 50 (one transaction each);
+                // a failed run is handled again message by message under the retry policy.
+                eachBatch: async ({ batch: { topic, partition, messages }, heartbeat, isRunning, isStale }) => {
+                  for (let start = 0; start < messages.length; start += 50) {
+                    if (signal.aborted || !isRunning() || isStale()) return; // uncommitted: the next consumer gets them
+                    const run = messages.slice(start, start + 50);
+                    const events: EventEnvelope[] = [];
+                    const admitted: string[] = []; // raw text of each admitted message (invalid ones are dead-lettered already)
+                    for (const message of run) {
+                      if (skipped(message.headers?.type?.toString())) continue; // not handled here: skipped unread
+                      const raw = message.value?.toString() ?? '';
+                      const event = await admit({ raw, topic, deadLetter: (record) => sendDeadLetter(group, record), logger, signing, onRejected });
+                      if (!event) continue;
+                      events.push(event);
+                      admitted.push(raw);
+                    }
+                    const handled = await (events.length ? handleBatch(events) : Promise.resolve()).then(
+                      () => true,
+                      (error: unknown) => (logger.warn({ err: error, group, topic, partition, events: events.length }, 'event batch failed; handling its events one by one'), false),
+                    );
+                    if (!handled) {
+                      // Offsets are committed after the whole run: a crash in between redelivers the
+                      // run, and the consumer's inbox makes what was handled a no-op.
+                      for (const raw of admitted) if (!(await deliverOne(topic, raw, heartbeat))) return; // stopping
+                    }
+                    await commit(topic, partition, run[run.length - 1].offset);
+                    await heartbeat();
+                  }
+                },
+              }
+            : {
+                // One message at a time per partition, so per-aggregate order holds.
+                eachMessage: async ({ topic, partition, message, heartbeat }) => {
+                  if (signal.aborted) return; // stopping: leave it uncommitted, the next consumer gets it
+                  if (!skipped(message.headers?.type?.toString()) && !(await deliverOne(topic, message.value?.toString() ?? '', heartbeat))) return;
+                  await commit(topic, partition, message.offset);
+                },
+              }),
         });
         await joined;
       } catch (error) {

@@ -207,7 +207,7 @@ export function createRedisTransport({
      * (the others join their lane, behind it). A failed batch is handed to the lanes, one message
      * each in stream order, where the retry policy and dead-lettering apply to each on its own.
      */
-    async function runBatch(entries: Queued[]) {
+    async function runBatch(entries: Queued[], handleBatch: NonNullable<SubscribeOptions['handleBatch']>) {
       const admitted: { entry: Queued; event: EventEnvelope }[] = [];
       for (const entry of entries) {
         if (lanes.has(entry.lane)) {
@@ -223,7 +223,7 @@ export function createRedisTransport({
       }
       if (!admitted.length) return;
       try {
-        await handleBatch!(admitted.map((a) => a.event));
+        await handleBatch(admitted.map((a) => a.event));
       } catch (error) {
         logger.warn({ err: error, group, events: admitted.length }, 'event batch failed; handling its events one by one');
         admitted.forEach((a) => toLane(a.entry));
@@ -236,11 +236,11 @@ export function createRedisTransport({
     }
 
     /** The batch worker: one batch at a time, so what arrives while one is handled makes the next one. */
-    function runBatches() {
+    function runBatches(handleBatch: NonNullable<SubscribeOptions['handleBatch']>) {
       batching ??= (async () => {
         while (batchQueue.length && !signal.aborted) {
           const entries = batchQueue.splice(0, batchSize);
-          await runBatch(entries).catch((error: unknown) => {
+          await runBatch(entries, handleBatch).catch((error: unknown) => {
             // Not a handler failure (the dead-letter write failed): the messages are still ours, take them again.
             ownPendingFirst = true;
             entries.forEach((e) => inFlight.has(`${e.key} ${e.id}`) && !lanes.has(e.lane) && finished(e.key, e.id));
@@ -249,7 +249,7 @@ export function createRedisTransport({
         }
       })().finally(() => {
         batching = undefined;
-        if (batchQueue.length && !signal.aborted) runBatches();
+        if (batchQueue.length && !signal.aborted) runBatches(handleBatch);
       });
     }
 
@@ -272,7 +272,7 @@ export function createRedisTransport({
         if (handleBatch && !lanes.has(entry.lane)) batchQueue.push(entry);
         else toLane(entry);
       }
-      if (batchQueue.length) runBatches();
+      if (handleBatch && batchQueue.length) runBatches(handleBatch);
     }
 
     /** Waits while `maxInFlight` messages are in hand. */
