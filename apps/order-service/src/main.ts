@@ -18,7 +18,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'order-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, redis, transport, faults }) {
+  async setup({ config, logger, metrics, sequelize, db, redis, transport, faults }) {
     const outcomes = new Counter({ name: 'saga_outcomes_total', help: 'Checkout sagas by outcome', labelNames: ['outcome'] as const, registers: [metrics.registry] });
     const duration = new Histogram({
       name: 'saga_duration_seconds',
@@ -33,18 +33,17 @@ export const service: ServiceDefinition<typeof configSchema> = {
       labelNames: ['type', 'mismatch'] as const,
       registers: [metrics.registry],
     });
-    const orders = orderRepository(sequelize);
+    const orders = orderRepository(db);
     const lifecycle = orderLifecycle({
-      sequelize,
       orders,
       onOutcome: (outcome, order, firstFinal) => {
         outcomes.inc({ outcome });
         if (firstFinal) duration.observe({ outcome }, (Date.parse(order.updatedAt) - Date.parse(order.createdAt)) / 1000);
       },
     });
-    const useCases = orderUseCases({ sequelize, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }) });
+    const useCases = orderUseCases({ db, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }) });
     const saga = sagaUseCases({
-      sequelize,
+      db,
       orders,
       lifecycle,
       stepTimeoutMs: config.SAGA_STEP_TIMEOUT_MS,
@@ -58,7 +57,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
     const admission = sagaAdmission({ sequelize, maxPending: config.ORDER_MAX_PENDING, intervalMs: config.ORDER_ADMISSION_INTERVAL_MS, logger, registry: metrics.registry });
     const placement = shedLoad({ concurrency: config.ORDER_PLACEMENT_CONCURRENCY, queue: config.ORDER_PLACEMENT_QUEUE });
     orderApi(useCases, authFromConfig(config, { redis, logger }), [admission.guard, placement]).mount(app);
-    const consumer = await startSagaConsumer({ transport, sequelize, saga });
+    const consumer = await startSagaConsumer({ transport, db, saga });
     const sweeper = startSagaTimeoutSweeper({ intervalMs: config.SAGA_SWEEP_INTERVAL_MS, cancelTimedOut: () => saga.cancelTimedOut(), logger });
     return { app: finishApp(app), closers: [consumer, sweeper, admission.closer] };
   },

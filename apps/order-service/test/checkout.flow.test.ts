@@ -63,7 +63,6 @@ describe('checkout saga: POST /orders', () => {
     // every state the order went through is in its history, in order
     expect(await rows(system.orders!.service.ctx.sequelize, 'SELECT status, step, reason FROM order_history WHERE order_id = $1 ORDER BY id', [res.body.id])).toEqual([
       { status: 'PENDING', step: 'AWAITING_STOCK', reason: null },
-      { status: 'PENDING', step: 'AWAITING_PAYMENT', reason: null },
       { status: 'CONFIRMED', step: 'DONE', reason: null },
     ]);
     expect(await paymentsOf(customer, res.body.id)).toEqual([expect.objectContaining({ orderId: res.body.id, status: 'CAPTURED', amountCents: 5900, currency: 'USD' })]);
@@ -203,9 +202,9 @@ describe('checkout saga: cancel and refund', () => {
     await system.payments!.service.stop();
     const placed = await placeOrder(ordersUrl, customer, { items: [{ productId, quantity: 2 }] });
     await eventually(async () => expect(await stockOf(inventoryUrl, productId)).toEqual({ available: 3, reserved: 2 }));
-    // ...and order-service has asked for the payment (otherwise the cancel would overtake the request)
+    // ...and inventory has passed the payment request on (StockReserved carries it to payment-service)
     await eventually(async () =>
-      expect(await rows(system.orders!.service.ctx.sequelize, "SELECT 1 FROM outbox WHERE type = 'PaymentRequested' AND aggregate_id = $1", [placed.body.id])).toHaveLength(1),
+      expect(await rows(system.inventory!.service.ctx.sequelize, "SELECT 1 FROM outbox WHERE type = 'StockReserved' AND aggregate_id = $1 AND envelope->'payload'->'payment' IS NOT NULL", [placed.body.id])).toHaveLength(1),
     );
 
     // Act
@@ -215,9 +214,15 @@ describe('checkout saga: cancel and refund', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id: placed.body.id, status: 'CANCELLED', reason: 'cancelled_by_user' });
     await eventually(async () => expect(await stockOf(inventoryUrl, productId)).toEqual({ available: 5, reserved: 0 }));
-    // payment-service comes back and meets PaymentRequested, then OrderCancelled: capture, then refund
+    // payment-service comes back and meets StockReserved (inventory's stream) and OrderCancelled
+    // (order-service's): capture then refund, or, when the cancel is handled first, a tombstone that
+    // makes the request a no-op (no payment to show). Never a capture that stays.
     await system.payments!.restart();
-    await eventually(async () => expect(await paymentsOf(customer, placed.body.id)).toEqual([expect.objectContaining({ status: 'REFUNDED' })]));
+    await eventually(async () => {
+      const handled = await rows(system.payments!.service.ctx.sequelize, "SELECT 1 FROM payments WHERE order_id = $1 AND status IN ('REFUNDED', 'CANCELLED')", [placed.body.id]);
+      expect(handled).toHaveLength(1);
+    });
+    expect((await paymentsOf(customer, placed.body.id)).map((p: { status: string }) => p.status)).not.toContain('CAPTURED');
     expect((await request(ordersUrl).get(`/orders/${placed.body.id}`).set('authorization', customer.token)).body).toMatchObject({ status: 'CANCELLED', reason: 'cancelled_by_user' });
     // cancelling again returns it as it is
     const again = await request(ordersUrl).post(`/orders/${placed.body.id}/cancel`).set('authorization', customer.token);

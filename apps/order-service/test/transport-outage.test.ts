@@ -71,7 +71,10 @@ describe('event transport outage', () => {
       const inventorySide = await handledAndExpected(system.inventory, [{ service: system.orders, types: ['OrderPlaced', 'OrderConfirmed', 'OrderCancelled', 'OrderRefunded'] }]);
       expect(inventorySide.handled).toEqual(inventorySide.expected);
       expect(inventorySide.handled).toHaveLength(2 * 6);
-      const paymentSide = await handledAndExpected(system.payments, [{ service: system.orders, types: ['PaymentRequested', 'OrderCancelled'] }]);
+      const paymentSide = await handledAndExpected(system.payments, [
+        { service: system.inventory, types: ['StockReserved'] },
+        { service: system.orders, types: ['PaymentRequested', 'OrderCancelled'] },
+      ]);
       expect(paymentSide.handled).toEqual(paymentSide.expected);
       expect(paymentSide.handled).toHaveLength(6);
     });

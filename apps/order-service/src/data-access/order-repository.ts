@@ -1,4 +1,4 @@
-import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import type { Db, Tx } from '@cloudretail/db';
 import type { OrderItem, OrderRecord, OrderStatus, SagaStep } from '../domain/order';
 
 interface Row {
@@ -30,6 +30,8 @@ export interface NewOrder {
   totalCents: number;
   currency: string;
   paymentToken: string;
+  /** The payment the order asks for (OrderPlaced carries it to inventory and on to payment-service). */
+  paymentId: string;
 }
 
 export interface OrderChange {
@@ -44,8 +46,8 @@ export interface OrderChange {
 }
 
 /** Orders with their items and history, as plain records; reads take the caller's transaction when it has one. */
-export function orderRepository(sequelize: Sequelize) {
-  const query = <T extends object>(sql: string, bind: unknown[], transaction?: Transaction) => sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
+export function orderRepository(db: Db) {
+  const query = <T extends object>(sql: string, bind: unknown[], tx?: Tx) => (tx ?? db).query<T>(sql, bind);
 
   const toRecord = (r: Row): OrderRecord => ({
     id: r.id,
@@ -63,15 +65,21 @@ export function orderRepository(sequelize: Sequelize) {
   });
 
   return {
-    /** The order with its items and its first history row, in one statement. */
-    async insert(order: NewOrder, transaction: Transaction): Promise<OrderRecord> {
+    /**
+     * The order with its items, its first history row and its idempotency key, in one statement;
+     * null when the user already used the key (nothing is written then). A concurrent twin request
+     * waits on the key's row, then gets null.
+     */
+    async insert(order: NewOrder, key: { userId: string; key: string; requestHash: string }, tx: Tx): Promise<OrderRecord | null> {
       const [row] = await query<Omit<Row, 'items'>>(
-        `WITH o AS (
-           INSERT INTO orders (id, user_id, status, step, total_cents, currency, payment_token)
-           VALUES ($1, $2, 'PENDING', 'AWAITING_STOCK', $3, $4, $5) RETURNING ${COLUMNS}
+        `WITH k AS (
+           INSERT INTO idempotency_keys (user_id, key, request_hash, order_id) VALUES ($2, $10, $11, $1) ON CONFLICT DO NOTHING RETURNING order_id
+         ), o AS (
+           INSERT INTO orders (id, user_id, status, step, total_cents, currency, payment_token, payment_id)
+           SELECT $1::uuid, $2::uuid, 'PENDING', 'AWAITING_STOCK', $3::bigint, $4::text, $5::text, $12::uuid FROM k RETURNING ${COLUMNS}
          ), i AS (
            INSERT INTO order_items (order_id, position, product_id, quantity, unit_price_cents)
-           SELECT $1, p, i, q, c FROM unnest($6::int[], $7::uuid[], $8::int[], $9::bigint[]) AS t (p, i, q, c)
+           SELECT $1, p, i, q, c FROM unnest($6::int[], $7::uuid[], $8::int[], $9::bigint[]) AS t (p, i, q, c) WHERE EXISTS (SELECT 1 FROM k)
          ), h AS (
            INSERT INTO order_history (order_id, status, step) SELECT id, status, step FROM o
          )
@@ -86,20 +94,13 @@ export function orderRepository(sequelize: Sequelize) {
           order.items.map((i) => i.productId),
           order.items.map((i) => i.quantity),
           order.items.map((i) => i.unitPriceCents),
+          key.key,
+          key.requestHash,
+          order.paymentId,
         ],
-        transaction,
+        tx,
       );
-      return toRecord({ ...row, items: order.items });
-    },
-
-    /** Records the key for the order; false when the user already used it (a concurrent twin waits here, then sees it). */
-    async claimIdempotencyKey(userId: string, key: string, requestHash: string, orderId: string, transaction: Transaction): Promise<boolean> {
-      const rows = await query(
-        'INSERT INTO idempotency_keys (user_id, key, request_hash, order_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING order_id',
-        [userId, key, requestHash, orderId],
-        transaction,
-      );
-      return rows.length === 1;
+      return row ? toRecord({ ...row, items: order.items }) : null;
     },
 
     async findIdempotencyKey(userId: string, key: string): Promise<{ requestHash: string; orderId: string } | null> {
@@ -108,13 +109,19 @@ export function orderRepository(sequelize: Sequelize) {
     },
 
     /** The order, or null; `lock` holds its row until the transaction ends (every state change locks first). */
-    async find(id: string, { transaction, lock = false }: { transaction?: Transaction; lock?: boolean } = {}): Promise<OrderRecord | null> {
-      const [row] = await query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id], transaction);
+    async find(id: string, { tx, lock = false }: { tx?: Tx; lock?: boolean } = {}): Promise<OrderRecord | null> {
+      const [row] = await query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE id = $1${lock ? ' FOR UPDATE' : ''}`, [id], tx);
       return row ? toRecord(row) : null;
     },
 
+    /** Several orders, locked in id order (so two transactions locking overlapping sets cannot deadlock). */
+    async lockMany(ids: string[], tx: Tx): Promise<OrderRecord[]> {
+      const rows = await query<Row>(`SELECT ${WITH_ITEMS} FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [ids], tx);
+      return rows.map(toRecord);
+    },
+
     /** Changes the order and adds its history row, in one statement. */
-    async update(id: string, change: OrderChange, transaction: Transaction): Promise<OrderRecord> {
+    async update(id: string, change: OrderChange, tx: Tx): Promise<OrderRecord> {
       const [row] = await query<Row>(
         `WITH o AS (
            UPDATE orders SET status = $2, step = $3, reason = $4, updated_at = now(),
@@ -127,7 +134,7 @@ export function orderRepository(sequelize: Sequelize) {
          )
          SELECT o.*, ${itemsOf('o')} FROM o`,
         [id, change.status, change.step, change.reason ?? null, change.newStep, change.clearPaymentToken, change.paymentId ?? null],
-        transaction,
+        tx,
       );
       return toRecord(row);
     },
@@ -145,12 +152,12 @@ export function orderRepository(sequelize: Sequelize) {
      * Locks one PENDING order whose current step started more than `timeoutMs` ago. SKIP LOCKED
      * lets every replica's sweeper work at once, and skips an order an event handler is moving on.
      */
-    async lockNextTimedOut(timeoutMs: number, transaction: Transaction): Promise<string | null> {
+    async lockNextTimedOut(timeoutMs: number, tx: Tx): Promise<string | null> {
       const [row] = await query<{ id: string }>(
         `SELECT id FROM orders WHERE status = 'PENDING' AND step_started_at <= now() - $1 * interval '1 millisecond'
          ORDER BY step_started_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
         [timeoutMs],
-        transaction,
+        tx,
       );
       return row?.id ?? null;
     },

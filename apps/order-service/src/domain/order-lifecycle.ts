@@ -1,4 +1,4 @@
-import type { Sequelize, Transaction } from '@cloudretail/db';
+import type { Tx } from '@cloudretail/db';
 import { type EventEnvelope, createEvent, enqueue } from '@cloudretail/events';
 import type { OrderRepository } from '../data-access/order-repository';
 import type { CancelReason, OrderRecord } from './order';
@@ -7,7 +7,6 @@ import type { CancelReason, OrderRecord } from './order';
 export type SagaOutcome = 'confirmed' | 'refunded' | CancelReason;
 
 export interface LifecycleDeps {
-  sequelize: Sequelize;
   orders: OrderRepository;
   /** Called after a final status commits; `firstFinal` is false for REFUNDED (the saga had already ended). */
   onOutcome?: (outcome: SagaOutcome, order: OrderRecord, firstFinal: boolean) => void;
@@ -20,12 +19,10 @@ const itemsOf = (order: OrderRecord) => order.items.map(({ productId, quantity }
 /**
  * Every change of an order's state goes through here, inside the caller's transaction and after
  * the caller locked the order: the row, a history row and the events (outbox) commit together.
- * OrderStatusChanged accompanies every status change, for clients following the order.
+ * Clients following an order see its status derived from these facts (event-bus): every status
+ * change has its event (OrderPlaced, OrderConfirmed, OrderCancelled, OrderRefunded).
  */
-export function orderLifecycle({ sequelize, orders, onOutcome = () => undefined }: LifecycleDeps) {
-  const statusChanged = (order: OrderRecord) =>
-    createEvent('OrderStatusChanged', order.id, { orderId: order.id, userId: order.userId, status: order.status, ...(order.reason ? { reason: order.reason } : {}) });
-
+export function orderLifecycle({ orders, onOutcome = () => undefined }: LifecycleDeps) {
   /** The events that tell the other services what a final status means for them (`order`: as it was before). */
   function consequences(order: OrderRecord, final: Final): EventEnvelope[] {
     const base = { orderId: order.id, userId: order.userId, items: itemsOf(order) };
@@ -35,32 +32,30 @@ export function orderLifecycle({ sequelize, orders, onOutcome = () => undefined 
       case 'REFUNDED':
         return [createEvent('OrderRefunded', order.id, base)];
       case 'CANCELLED':
-        // Out of stock while PENDING: nothing was reserved and no payment requested, so there is
-        // nothing to undo. Out of stock once CONFIRMED (the units could not be sold): the capture
-        // is refunded on OrderCancelled.
-        return final.reason === 'out_of_stock' && order.status === 'PENDING' ? [] : [createEvent('OrderCancelled', order.id, { ...base, reason: final.reason })];
+        // Always, also out of stock while PENDING (nothing to undo: inventory finds no reservation,
+        // payment-service records a tombstone), so followers of the order see it end. Out of
+        // stock once CONFIRMED (the units could not be sold): the capture is refunded on it.
+        return [createEvent('OrderCancelled', order.id, { ...base, reason: final.reason })];
     }
   }
 
   return {
     /** Moves a PENDING order to its next step, with the event that starts it (and the payment it asks for). */
-    async advance(order: OrderRecord, step: 'AWAITING_PAYMENT', events: EventEnvelope[], t: Transaction, paymentId?: string): Promise<OrderRecord> {
-      const updated = await orders.update(order.id, { status: 'PENDING', step, newStep: true, clearPaymentToken: true, paymentId }, t);
-      await enqueue(sequelize, t, events);
+    async advance(order: OrderRecord, step: 'AWAITING_PAYMENT', events: EventEnvelope[], tx: Tx, paymentId?: string): Promise<OrderRecord> {
+      const updated = await orders.update(order.id, { status: 'PENDING', step, newStep: true, clearPaymentToken: true, paymentId }, tx);
+      enqueue(tx, events);
       return updated;
     },
 
     /** Ends the saga (or, for REFUNDED and a CONFIRMED order cancelled, its compensation); `paymentId`: the payment captured. */
-    async finish(order: OrderRecord, final: Final, t: Transaction, paymentId?: string): Promise<OrderRecord> {
+    async finish(order: OrderRecord, final: Final, tx: Tx, paymentId?: string): Promise<OrderRecord> {
       const reason = final.status === 'CANCELLED' ? final.reason : undefined;
-      const updated = await orders.update(order.id, { status: final.status, step: 'DONE', reason, newStep: true, clearPaymentToken: true, paymentId }, t);
-      await enqueue(sequelize, t, [...consequences(order, final), statusChanged(updated)]);
+      const updated = await orders.update(order.id, { status: final.status, step: 'DONE', reason, newStep: true, clearPaymentToken: true, paymentId }, tx);
+      enqueue(tx, consequences(order, final));
       const outcome: SagaOutcome = final.status === 'CANCELLED' ? final.reason : final.status === 'CONFIRMED' ? 'confirmed' : 'refunded';
-      t.afterCommit(() => onOutcome(outcome, updated, order.status === 'PENDING'));
+      tx.afterCommit(() => onOutcome(outcome, updated, order.status === 'PENDING'));
       return updated;
     },
-
-    statusChanged,
   };
 }
 

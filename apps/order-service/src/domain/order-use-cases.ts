@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Identity } from '@cloudretail/auth';
-import type { Sequelize } from '@cloudretail/db';
+import type { Db } from '@cloudretail/db';
 import { AppError, type FieldIssue, conflict, notFound, validationFailed } from '@cloudretail/errors';
 import { createEvent, enqueue } from '@cloudretail/events';
 import type { OrderRepository } from '../data-access/order-repository';
@@ -9,7 +9,7 @@ import { type Order, type OrderItem, type OrderList, type OrderQuery, type Order
 import type { OrderLifecycle } from './order-lifecycle';
 
 interface Deps {
-  sequelize: Sequelize;
+  db: Db;
   orders: OrderRepository;
   catalog: ProductCatalog;
   lifecycle: OrderLifecycle;
@@ -21,10 +21,7 @@ export const toOrder = ({ step: _s, paymentToken: _t, paymentId: _p, ...order }:
 /** Same body, same hash: the parsed body has a fixed key order, so formatting does not matter. */
 const hashOf = (input: PlaceOrderInput) => createHash('sha256').update(JSON.stringify(input)).digest('hex');
 
-/** Thrown inside the insert transaction when a concurrent twin request committed the key first. */
-class KeyTaken extends Error {}
-
-export function orderUseCases({ sequelize, orders, catalog, lifecycle }: Deps) {
+export function orderUseCases({ db, orders, catalog, lifecycle }: Deps) {
   /** The order a key already stands for: the same order for the same body, else 409. */
   async function replay(userId: string, key: string, requestHash: string): Promise<Order | null> {
     const existing = await orders.findIdempotencyKey(userId, key);
@@ -57,30 +54,32 @@ export function orderUseCases({ sequelize, orders, catalog, lifecycle }: Deps) {
   return {
     /**
      * Accepts an order and starts the saga: the order (PENDING), its idempotency key and the
-     * OrderPlaced event commit in one transaction. `created` is false when the key replays an
-     * earlier request (same body): that order is returned and nothing new happens.
+     * OrderPlaced event commit in one transaction. OrderPlaced carries the payment to take once the
+     * stock is held (inventory passes it on to payment-service). `created` is false when the key
+     * replays an earlier request (same body): that order is returned and nothing new happens.
      */
     async placeOrder(caller: Identity, idempotencyKey: string, input: PlaceOrderInput): Promise<{ order: Order; created: boolean }> {
       const requestHash = hashOf(input);
-      const earlier = await replay(caller.userId, idempotencyKey, requestHash);
-      if (earlier) return { order: earlier, created: false };
-      const priced = await priceItems(input);
-      const id = randomUUID();
+      let priced: Awaited<ReturnType<typeof priceItems>>;
       try {
-        const order = await sequelize.transaction(async (t) => {
-          const inserted = await orders.insert({ id, userId: caller.userId, ...priced, paymentToken: input.paymentMethod.token }, t);
-          if (!(await orders.claimIdempotencyKey(caller.userId, idempotencyKey, requestHash, id, t))) throw new KeyTaken();
-          await enqueue(sequelize, t, [
-            createEvent('OrderPlaced', id, { orderId: id, userId: caller.userId, items: priced.items, totalCents: priced.totalCents, currency: priced.currency }),
-            lifecycle.statusChanged(inserted),
-          ]);
-          return inserted;
-        });
-        return { order: toOrder(order), created: true };
+        priced = await priceItems(input);
       } catch (error) {
-        if (!(error instanceof KeyTaken)) throw error;
-        return { order: (await replay(caller.userId, idempotencyKey, requestHash))!, created: false };
+        // A replay of an order whose product has gone since is still that order.
+        const earlier = await replay(caller.userId, idempotencyKey, requestHash);
+        if (earlier) return { order: earlier, created: false };
+        throw error;
       }
+      const id = randomUUID();
+      const paymentId = randomUUID();
+      const paymentToken = input.paymentMethod.token;
+      const order = await db.transaction(async (tx) => {
+        const inserted = await orders.insert({ id, userId: caller.userId, ...priced, paymentToken, paymentId }, { userId: caller.userId, key: idempotencyKey, requestHash }, tx);
+        if (inserted) enqueue(tx, [createEvent('OrderPlaced', id, { orderId: id, userId: caller.userId, items: priced.items, totalCents: priced.totalCents, currency: priced.currency, paymentId, paymentToken })]);
+        return inserted;
+      });
+      // null: the key was used before (or by a concurrent twin that committed first).
+      if (order) return { order: toOrder(order), created: true };
+      return { order: (await replay(caller.userId, idempotencyKey, requestHash))!, created: false };
     },
 
     async getOrder(id: string, caller: Identity): Promise<Order> {
@@ -100,11 +99,11 @@ export function orderUseCases({ sequelize, orders, catalog, lifecycle }: Deps) {
      */
     async cancelOrder(id: string, caller: Identity): Promise<Order> {
       await findVisible(id, caller);
-      return sequelize.transaction(async (t) => {
-        const order = (await orders.find(id, { transaction: t, lock: true }))!;
+      return db.transaction(async (tx) => {
+        const order = (await orders.find(id, { tx, lock: true }))!;
         if (order.status === 'CANCELLED') return toOrder(order);
         if (isFinal(order.status)) throw conflict(`Order ${id} is ${order.status} and can no longer be cancelled`);
-        return toOrder(await lifecycle.finish(order, { status: 'CANCELLED', reason: 'cancelled_by_user' }, t));
+        return toOrder(await lifecycle.finish(order, { status: 'CANCELLED', reason: 'cancelled_by_user' }, tx));
       });
     },
   };
