@@ -15,10 +15,10 @@ export const service: ServiceDefinition<typeof configSchema> = {
   // Redis is a cache here (reads go to the database without it) and the event backbone only
   // delays ProductCreated/Updated/Deleted (the outbox keeps them): neither takes it out of rotation.
   critical: [],
-  async setup({ config, logger, metrics, sequelize, redis, faults }) {
+  async setup({ config, logger, metrics, db, redis, faults }) {
     const useCases = productUseCases({
-      sequelize,
-      products: productRepository(sequelize),
+      db,
+      products: productRepository(db),
       cache: productCache(redis, logger, { ttlSeconds: config.CACHE_TTL_SECONDS, prefix: config.REDIS_KEY_PREFIX }),
     });
     const app = createApp({ logger, metrics, faults });

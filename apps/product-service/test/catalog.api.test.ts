@@ -25,9 +25,7 @@ const createProduct = async (overrides: Record<string, unknown> = {}) => {
   return res.body;
 };
 const outbox = async (aggregateId: string) =>
-  (await service.ctx.sequelize.query('SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY seq', { bind: [aggregateId], type: 'SELECT' })).map(
-    (r) => (r as { type: string }).type,
-  );
+  (await service.ctx.db.query<{ type: string }>('SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY seq', [aggregateId])).map((r) => r.type);
 
 describe('POST /products', () => {
   it('when an admin creates a product, then 201 with the product, and ProductCreated is in the outbox', async () => {
@@ -44,10 +42,7 @@ describe('POST /products', () => {
     const res = await api().post('/products').set('authorization', admin).send(build.product({ sku: first.sku }));
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('conflict');
-    const [{ count }] = (await service.ctx.sequelize.query("SELECT count(*)::int AS count FROM outbox WHERE envelope->'payload'->>'sku' = $1", {
-      bind: [first.sku],
-      type: 'SELECT',
-    })) as { count: number }[];
+    const [{ count }] = await service.ctx.db.query<{ count: number }>("SELECT count(*)::int AS count FROM outbox WHERE envelope->'payload'->>'sku' = $1", [first.sku]);
     expect(count).toBe(1);
   });
 

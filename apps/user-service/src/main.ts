@@ -13,7 +13,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'user-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, redis, faults }) {
+  async setup({ config, logger, metrics, db, redis, faults }) {
     let privateKey = config.JWT_PRIVATE_KEY;
     if (!privateKey) {
       // Development only (config refuses production without a key): tokens die with this process.
@@ -32,8 +32,8 @@ export const service: ServiceDefinition<typeof configSchema> = {
     });
     const auth = createAuth({ keys: issuer.keys, revocations });
     const useCases = userUseCases({
-      sequelize,
-      users: userRepository(sequelize),
+      db,
+      users: userRepository(db),
       hasher: passwordHasher({ logN: config.PASSWORD_HASH_COST, r: 8, p: 1 }),
       throttle: loginThrottle(redis, {
         maxPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,

@@ -30,9 +30,9 @@ describe('admin bootstrap', () => {
     const [first] = await Promise.all([startWith(env), startWith(env)]);
     await startWith(env); // a later restart finds it and changes nothing
 
-    const rows = (await first.ctx.sequelize.query('SELECT id, role FROM users WHERE email = $1', { bind: [admin.email], type: 'SELECT' })) as { id: string; role: string }[];
+    const rows = await first.ctx.db.query<{ id: string; role: string }>('SELECT id, role FROM users WHERE email = $1', [admin.email]);
     expect(rows).toEqual([{ id: expect.any(String), role: 'admin' }]);
-    const events = await first.ctx.sequelize.query("SELECT 1 FROM outbox WHERE type = 'UserRegistered' AND aggregate_id = $1", { bind: [rows[0].id], type: 'SELECT' });
+    const events = await first.ctx.db.query("SELECT 1 FROM outbox WHERE type = 'UserRegistered' AND aggregate_id = $1", [rows[0].id]);
     expect(events).toHaveLength(1);
     const login = await request(first.url).post('/auth/login').send(admin);
     expect(login.status).toBe(200);

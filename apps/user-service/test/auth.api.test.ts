@@ -27,7 +27,7 @@ const register = async (overrides: Record<string, unknown> = {}) => {
   return { input, ...(res.body as { user: { id: string; email: string }; token: string }) };
 };
 const credentials = ({ email, password }: { email: string; password: string }) => ({ email, password });
-const query = async <T>(sql: string, bind: unknown[], s: Running = service) => (await s.ctx.sequelize.query(sql, { bind, type: 'SELECT' })) as T[];
+const query = <T extends object>(sql: string, params: unknown[], s: Running = service) => s.ctx.db.query<T>(sql, params);
 
 describe('POST /auth/register', () => {
   it('when the input is valid, then 201 with a customer user and a token for it, and UserRegistered is in the outbox', async () => {

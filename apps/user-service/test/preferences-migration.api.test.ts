@@ -27,7 +27,7 @@ const insertTheOldWay = async (email: string) => {
 describe('migration 002-add-user-preferences', () => {
   it('when it runs over rows written by the previous version, then they get {} and that version keeps writing and reading', async () => {
     const before = migrations.slice(0, migrations.findIndex((m) => m.name === '002-add-user-preferences'));
-    expect(before.map((m) => m.name)).toEqual(['000-create-outbox', '001-create-users']);
+    expect(before.map((m) => m.name)).toEqual(['000-create-outbox', '000-outbox-pending-by-aggregate', '001-create-users']);
     await migrate(sequelize, before, 'up');
     const oldId = await insertTheOldWay(build.user().email);
 

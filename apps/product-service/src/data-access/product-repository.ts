@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import type { Db, Tx } from '@cloudretail/db';
 import type { Product, ProductInput, ProductPatch, ProductQuery } from '../domain/product';
 
 interface Row {
@@ -30,24 +30,23 @@ const toProduct = (r: Row): Product => ({
 
 const COLUMNS = 'id, sku, name, description, category, price_cents, currency, active, created_at, updated_at';
 
-/** Products as plain records; every method takes the caller's transaction when it has one. */
-export function productRepository(sequelize: Sequelize) {
-  const select = async (sql: string, bind: unknown[], transaction?: Transaction) =>
-    (await sequelize.query<Row>(sql, { bind, type: QueryTypes.SELECT, transaction })).map(toProduct);
+/** Products as plain records. Writes run in the caller's transaction (its outbox event commits with them); reads need none. */
+export function productRepository(db: Db) {
+  const select = async (on: Db | Tx, sql: string, params: unknown[]) => (await on.query<Row>(sql, params)).map(toProduct);
 
   return {
     /** Inserts a product; resolves null when the SKU is taken. */
-    async insert(input: ProductInput, transaction: Transaction): Promise<Product | null> {
+    async insert(input: ProductInput, tx: Tx): Promise<Product | null> {
       const rows = await select(
+        tx,
         `INSERT INTO products (id, sku, name, description, category, price_cents, currency)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sku) DO NOTHING RETURNING ${COLUMNS}`,
         [randomUUID(), input.sku, input.name, input.description, input.category, input.priceCents, input.currency],
-        transaction,
       );
       return rows[0] ?? null;
     },
 
-    async update(id: string, patch: ProductPatch, transaction: Transaction): Promise<Product | null> {
+    async update(id: string, patch: ProductPatch, tx: Tx): Promise<Product | null> {
       const columns: Record<keyof ProductPatch, string> = {
         name: 'name',
         description: 'description',
@@ -58,28 +57,24 @@ export function productRepository(sequelize: Sequelize) {
       };
       const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof ProductPatch, unknown][];
       const sets = entries.map(([key], i) => `${columns[key]} = $${i + 2}`);
-      const rows = await select(
-        `UPDATE products SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, ...entries.map(([, v]) => v)],
-        transaction,
-      );
+      const rows = await select(tx, `UPDATE products SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, [id, ...entries.map(([, v]) => v)]);
       return rows[0] ?? null;
     },
 
     async findById(id: string): Promise<Product | null> {
-      return (await select(`SELECT ${COLUMNS} FROM products WHERE id = $1`, [id]))[0] ?? null;
+      return (await select(db, `SELECT ${COLUMNS} FROM products WHERE id = $1`, [id]))[0] ?? null;
     },
 
     /** Active products matching the filters, ordered by name then id so pages are stable. */
     async list({ page, limit, q, category }: ProductQuery): Promise<{ items: Product[]; total: number }> {
       const where = ['active'];
-      const bind: unknown[] = [];
-      if (q) where.push(`search @@ websearch_to_tsquery('english', $${bind.push(q)})`);
-      if (category) where.push(`category = $${bind.push(category)}`);
+      const params: unknown[] = [];
+      if (q) where.push(`search @@ websearch_to_tsquery('english', $${params.push(q)})`);
+      if (category) where.push(`category = $${params.push(category)}`);
       const filter = where.join(' AND ');
       const [items, [{ total }]] = await Promise.all([
-        select(`SELECT ${COLUMNS} FROM products WHERE ${filter} ORDER BY name, id LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`, [...bind, limit, (page - 1) * limit]),
-        sequelize.query<{ total: string }>(`SELECT count(*) AS total FROM products WHERE ${filter}`, { bind, type: QueryTypes.SELECT }),
+        select(db, `SELECT ${COLUMNS} FROM products WHERE ${filter} ORDER BY name, id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`, [...params, limit, (page - 1) * limit]),
+        db.query<{ total: string }>(`SELECT count(*) AS total FROM products WHERE ${filter}`, params),
       ]);
       return { items, total: Number(total) };
     },

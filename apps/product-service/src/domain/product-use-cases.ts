@@ -1,12 +1,12 @@
 import { conflict, notFound } from '@cloudretail/errors';
-import type { Sequelize } from '@cloudretail/db';
+import type { Db } from '@cloudretail/db';
 import { createEvent, enqueue } from '@cloudretail/events';
 import type { ProductCache } from '../data-access/product-cache';
 import type { ProductRepository } from '../data-access/product-repository';
 import type { Product, ProductInput, ProductList, ProductPatch, ProductQuery } from './product';
 
 interface Deps {
-  sequelize: Sequelize;
+  db: Db;
   products: ProductRepository;
   cache: ProductCache;
 }
@@ -16,13 +16,13 @@ const snapshot = (p: Product) => ({ productId: p.id, sku: p.sku, name: p.name, c
 /** Only the first pages of a listing are hot enough to cache. */
 const CACHED_PAGES = 3;
 
-export function productUseCases({ sequelize, products, cache }: Deps) {
+export function productUseCases({ db, products, cache }: Deps) {
   return {
     async createProduct(input: ProductInput): Promise<Product> {
-      const product = await sequelize.transaction(async (t) => {
-        const created = await products.insert(input, t);
+      const product = await db.transaction(async (tx) => {
+        const created = await products.insert(input, tx);
         if (!created) throw conflict(`A product with sku ${input.sku} already exists`);
-        await enqueue(sequelize, t, [createEvent('ProductCreated', created.id, snapshot(created))]);
+        enqueue(tx, [createEvent('ProductCreated', created.id, snapshot(created))]);
         return created;
       });
       await cache.invalidate(product.id);
@@ -30,10 +30,10 @@ export function productUseCases({ sequelize, products, cache }: Deps) {
     },
 
     async updateProduct(id: string, patch: ProductPatch): Promise<Product> {
-      const product = await sequelize.transaction(async (t) => {
-        const updated = await products.update(id, patch, t);
+      const product = await db.transaction(async (tx) => {
+        const updated = await products.update(id, patch, tx);
         if (!updated) throw notFound('Product');
-        await enqueue(sequelize, t, [createEvent('ProductUpdated', id, snapshot(updated))]);
+        enqueue(tx, [createEvent('ProductUpdated', id, snapshot(updated))]);
         return updated;
       });
       await cache.invalidate(id);
@@ -42,10 +42,10 @@ export function productUseCases({ sequelize, products, cache }: Deps) {
 
     /** Soft delete: the product stays for order history but leaves listings and public reads. */
     async deleteProduct(id: string): Promise<void> {
-      await sequelize.transaction(async (t) => {
-        const deleted = await products.update(id, { active: false }, t);
+      await db.transaction(async (tx) => {
+        const deleted = await products.update(id, { active: false }, tx);
         if (!deleted) throw notFound('Product');
-        await enqueue(sequelize, t, [createEvent('ProductDeleted', id, { productId: id })]);
+        enqueue(tx, [createEvent('ProductDeleted', id, { productId: id })]);
       });
       await cache.invalidate(id);
     },

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Role } from '@cloudretail/auth';
-import { QueryTypes, type Sequelize, type Transaction } from '@cloudretail/db';
+import type { Db, Tx } from '@cloudretail/db';
 import type { ProfilePatch, User } from '../domain/user';
 
 interface Row {
@@ -32,49 +32,49 @@ export interface NewUser {
   passwordHash: string;
 }
 
-/** Users as plain records; the email passed in must already be normalised. */
-export function userRepository(sequelize: Sequelize) {
-  const select = (sql: string, bind: unknown[], transaction?: Transaction) => sequelize.query<Row>(sql, { bind, type: QueryTypes.SELECT, transaction });
-
+/**
+ * Users as plain records; the email passed in must already be normalised. An insert runs in the
+ * caller's transaction (its UserRegistered event commits with it); the other statements stand alone.
+ */
+export function userRepository(db: Db) {
   return {
     /** Inserts a user; resolves null when the email is taken (also when a concurrent insert won). */
-    async insert(user: NewUser, transaction: Transaction): Promise<User | null> {
-      const rows = await select(
+    async insert(user: NewUser, tx: Tx): Promise<User | null> {
+      const rows = await tx.query<Row>(
         `INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (email) DO NOTHING RETURNING ${COLUMNS}`,
         [randomUUID(), user.email, user.name, user.role, user.passwordHash],
-        transaction,
       );
       return rows[0] ? toUser(rows[0]) : null;
     },
 
     async findById(id: string): Promise<User | null> {
-      const [row] = await select(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id]);
+      const [row] = await db.query<Row>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id]);
       return row ? toUser(row) : null;
     },
 
     /** The user and their password hash, for a credential check. */
     async findCredentials(email: string): Promise<{ user: User; passwordHash: string } | null> {
-      const [row] = await select(`SELECT ${COLUMNS}, password_hash FROM users WHERE email = $1`, [email]);
+      const [row] = await db.query<Row>(`SELECT ${COLUMNS}, password_hash FROM users WHERE email = $1`, [email]);
       return row ? { user: toUser(row), passwordHash: row.password_hash } : null;
     },
 
     async update(id: string, patch: ProfilePatch): Promise<User | null> {
       const sets: string[] = ['updated_at = now()'];
-      const bind: unknown[] = [id];
-      if (patch.name !== undefined) sets.push(`name = $${bind.push(patch.name)}`);
-      if (patch.preferences !== undefined) sets.push(`preferences = $${bind.push(JSON.stringify(patch.preferences))}::jsonb`);
-      const [row] = await select(`UPDATE users SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, bind);
+      const params: unknown[] = [id];
+      if (patch.name !== undefined) sets.push(`name = $${params.push(patch.name)}`);
+      if (patch.preferences !== undefined) sets.push(`preferences = $${params.push(JSON.stringify(patch.preferences))}::jsonb`);
+      const [row] = await db.query<Row>(`UPDATE users SET ${sets.join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, params);
       return row ? toUser(row) : null;
     },
 
     async setRole(id: string, role: Role): Promise<User | null> {
-      const [row] = await select(`UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id, role]);
+      const [row] = await db.query<Row>(`UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [id, role]);
       return row ? toUser(row) : null;
     },
 
     async setPasswordHash(id: string, passwordHash: string): Promise<void> {
-      await sequelize.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', { bind: [id, passwordHash] });
+      await db.execute('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [id, passwordHash]);
     },
   };
 }

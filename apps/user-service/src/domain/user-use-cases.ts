@@ -1,6 +1,6 @@
 import type { Issuer, Revocations, Role } from '@cloudretail/auth';
 import { AppError, conflict, notFound, unauthorized } from '@cloudretail/errors';
-import type { Sequelize } from '@cloudretail/db';
+import type { Db } from '@cloudretail/db';
 import { createEvent, enqueue } from '@cloudretail/events';
 import type { Logger } from '@cloudretail/logging';
 import type { LoginThrottle } from '../data-access/login-throttle';
@@ -9,7 +9,7 @@ import type { PasswordHasher } from './password';
 import { type LoginInput, type ProfilePatch, type RegisterInput, type Session, type User, normaliseEmail } from './user';
 
 interface Deps {
-  sequelize: Sequelize;
+  db: Db;
   users: UserRepository;
   hasher: PasswordHasher;
   throttle: LoginThrottle;
@@ -21,7 +21,7 @@ interface Deps {
 /** One message for unknown email and wrong password, so a login never reveals which accounts exist. */
 const BAD_CREDENTIALS = 'Invalid email or password';
 
-export function userUseCases({ sequelize, users, hasher, throttle, issuer, revocations, logger }: Deps) {
+export function userUseCases({ db, users, hasher, throttle, issuer, revocations, logger }: Deps) {
   /** A new token is never older than the user's last revocation (a login right after a logout works). */
   const session = async (user: User, { isNew = false } = {}): Promise<Session> => {
     const notBefore = isNew
@@ -37,9 +37,9 @@ export function userUseCases({ sequelize, users, hasher, throttle, issuer, revoc
 
   /** Inserts the user and its UserRegistered event in one transaction; null when the email is taken. */
   const createUser = (user: NewUser) =>
-    sequelize.transaction(async (t) => {
-      const created = await users.insert(user, t);
-      if (created) await enqueue(sequelize, t, [createEvent('UserRegistered', created.id, { userId: created.id, email: created.email, role: created.role })]);
+    db.transaction(async (tx) => {
+      const created = await users.insert(user, tx);
+      if (created) enqueue(tx, [createEvent('UserRegistered', created.id, { userId: created.id, email: created.email, role: created.role })]);
       return created;
     });
 

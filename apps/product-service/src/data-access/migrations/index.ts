@@ -1,9 +1,9 @@
 import type { Migration } from '@cloudretail/db';
-import { outboxMigration } from '@cloudretail/events';
+import { outboxMigrations } from '@cloudretail/events';
 
 /** Applied in this order; never edit one that has shipped, add a new one (expand/contract). */
 export const migrations: Migration[] = [
-  outboxMigration,
+  ...outboxMigrations,
   {
     name: '001-create-products',
     up: ({ sql }) =>
