@@ -59,4 +59,23 @@ export const migrations: Migration[] = [
     up: ({ sql }) => sql('ALTER TABLE orders ADD COLUMN payment_id uuid'),
     down: ({ sql }) => sql('ALTER TABLE orders DROP COLUMN payment_id'),
   },
+  {
+    name: '003-product-prices',
+    // The price read model (price-repository.ts): the catalog's word per product, stamped with the
+    // occurredAt of the event it comes from (null: read from product-service on a miss). A product
+    // deleted before its price was known here has a row without one.
+    up: ({ sql }) =>
+      sql(`
+        CREATE TABLE product_prices (
+          product_id uuid PRIMARY KEY,
+          price_cents bigint CHECK (price_cents >= 0),
+          currency char(3),
+          active boolean NOT NULL,
+          event_at timestamptz,
+          updated_at timestamptz NOT NULL DEFAULT now(),
+          CHECK (NOT active OR (price_cents IS NOT NULL AND currency IS NOT NULL))
+        )
+      `),
+    down: ({ sql }) => sql('DROP TABLE product_prices'),
+  },
 ];
