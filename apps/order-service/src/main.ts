@@ -5,12 +5,14 @@ import { type ServiceDefinition, runMain, startService } from '@cloudretail/runt
 import { configSchema } from './config';
 import { migrations } from './data-access/migrations';
 import { orderRepository } from './data-access/order-repository';
+import { priceRepository } from './data-access/price-repository';
 import { productCatalog } from './data-access/product-catalog';
 import { orderLifecycle } from './domain/order-lifecycle';
 import { orderUseCases } from './domain/order-use-cases';
 import { sagaUseCases } from './domain/saga-use-cases';
 import { orderApi } from './entry-points/api/routes';
 import { sagaAdmission } from './entry-points/api/saga-admission';
+import { startCatalogConsumer } from './entry-points/messaging/catalog-consumer';
 import { startSagaConsumer } from './entry-points/messaging/saga-consumer';
 import { startSagaTimeoutSweeper } from './entry-points/scheduler/saga-timeout-sweeper';
 
@@ -41,7 +43,9 @@ export const service: ServiceDefinition<typeof configSchema> = {
         if (firstFinal) duration.observe({ outcome }, (Date.parse(order.updatedAt) - Date.parse(order.createdAt)) / 1000);
       },
     });
-    const useCases = orderUseCases({ db, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }) });
+    // Prices come from a local read model of the catalog (kept current by its events), product-service only on a miss.
+    const prices = priceRepository(db);
+    const useCases = orderUseCases({ db, orders, lifecycle, catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS, prices }) });
     const saga = sagaUseCases({
       db,
       orders,
@@ -58,8 +62,9 @@ export const service: ServiceDefinition<typeof configSchema> = {
     const placement = shedLoad({ concurrency: config.ORDER_PLACEMENT_CONCURRENCY, queue: config.ORDER_PLACEMENT_QUEUE });
     orderApi(useCases, authFromConfig(config, { redis, logger }), [admission.guard, placement]).mount(app);
     const consumer = await startSagaConsumer({ transport, db, saga });
+    const catalogConsumer = await startCatalogConsumer({ transport, db, prices });
     const sweeper = startSagaTimeoutSweeper({ intervalMs: config.SAGA_SWEEP_INTERVAL_MS, cancelTimedOut: () => saga.cancelTimedOut(), logger });
-    return { app: finishApp(app), closers: [consumer, sweeper, admission.closer] };
+    return { app: finishApp(app), closers: [consumer, catalogConsumer, sweeper, admission.closer] };
   },
 };
 

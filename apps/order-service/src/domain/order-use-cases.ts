@@ -32,7 +32,7 @@ export function orderUseCases({ db, orders, catalog, lifecycle }: Deps) {
 
   /** Prices every item from the catalog; unknown or inactive products are a 400 listing them all. */
   async function priceItems(input: PlaceOrderInput): Promise<{ items: OrderItem[]; totalCents: number; currency: string }> {
-    const products = await Promise.all(input.items.map((i) => catalog.find(i.productId)));
+    const products = await catalog.findMany(input.items.map((i) => i.productId));
     const issues: FieldIssue[] = [];
     products.forEach((p, n) => {
       if (!p || !p.active) issues.push({ location: 'body', path: `items.${n}.productId`, message: 'unknown or inactive product' });
