@@ -26,7 +26,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   // without them this service has little it can serve.
   critical: ['redis', 'events'],
   async setup(ctx) {
-    const { config, logger, metrics, sequelize, redis, transport, faults } = ctx;
+    const { config, logger, metrics, db, redis, transport, faults } = ctx;
     const groups = [...new Set([...config.CONSUMER_GROUPS, 'event-bus'])];
     const backbone = backboneUseCases({
       transport,
@@ -38,7 +38,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
 
     const channel = statusChannel(redis, logger, { prefix: config.REDIS_KEY_PREFIX });
     const slots = streamSlots(redis, { prefix: config.REDIS_KEY_PREFIX, limit: config.SSE_MAX_STREAMS_PER_USER, leaseMs: Math.max(3 * config.SSE_HEARTBEAT_MS, 10_000) });
-    const orderStatus = orderStatusUseCases({ statuses: orderStatusRepository(sequelize), channel });
+    const orderStatus = orderStatusUseCases({ statuses: orderStatusRepository(db), channel });
     const streams = openStreams();
     streamsOf.set(ctx, streams);
 
@@ -51,7 +51,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
     };
     eventBusApi({ backbone, orderStatus, auth: authFromConfig(config, { redis, logger }), groups, streams, slots, limits, logger }).mount(app);
     registerBackboneMetrics({ registry: metrics.registry, backbone, sseListeners: () => channel.listenerCount(), logger });
-    const consumer = await startOrderStatusConsumer({ transport, useCases: orderStatus });
+    const consumer = await startOrderStatusConsumer({ transport, db, useCases: orderStatus });
 
     // An open stream is an in-flight request the drain would wait SHUTDOWN_TIMEOUT_MS for. Once
     // load balancers have stopped sending traffic here (SHUTDOWN_DELAY_MS), end the streams:

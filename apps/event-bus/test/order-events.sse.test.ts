@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { type PayloadOf, type Transport, createEvent, createTransport, streamKey } from '@cloudretail/events';
+import { type EventEnvelope, type Transport, createEvent, createTransport, streamKey } from '@cloudretail/events';
 import { TEST_REDIS_URL, createTestDatabase, testEnv } from '@cloudretail/testing';
+import { orderStatusRepository } from '../src/data-access/order-status-repository';
+import { statusChannel } from '../src/data-access/status-channel';
+import type { OrderStatusRecord } from '../src/domain/order-status';
+import { orderStatusUseCases } from '../src/domain/order-status-use-cases';
 import { start } from '../src/main';
 import { adminBearer, bearer, eventually, logger, metricValue, openSse, tokenFor, uniquePrefix } from './support';
 
 type Running = Awaited<ReturnType<typeof start>>;
-type Status = PayloadOf<'OrderStatusChanged'>['status'];
 // Two replicas of the event-bus, sharing its database, Redis and consumer group, as in production.
 let replicaA: Running;
 let replicaB: Running;
@@ -34,16 +37,23 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const publishStatus = (orderId: string, userId: string, status: Status, reason?: string) =>
-  orderService.publish('orders', [createEvent('OrderStatusChanged', orderId, { orderId, userId, status, ...(reason ? { reason } : {}) })]);
+const items = [{ productId: randomUUID(), quantity: 2 }];
+/** The facts order-service publishes as an order moves on; the event-bus derives the status from them. */
+const placed = (orderId: string, userId: string) =>
+  createEvent('OrderPlaced', orderId, { orderId, userId, items: items.map((i) => ({ ...i, unitPriceCents: 1299 })), totalCents: 2598, currency: 'USD' });
+const confirmed = (orderId: string, userId: string) => createEvent('OrderConfirmed', orderId, { orderId, userId, items });
+const cancelled = (orderId: string, userId: string, reason: string) => createEvent('OrderCancelled', orderId, { orderId, userId, items, reason });
+const refunded = (orderId: string, userId: string) => createEvent('OrderRefunded', orderId, { orderId, userId, items });
+/** One publish: the event-bus reads these together (one batch) when it is idle. */
+const publish = (...events: EventEnvelope[]) => orderService.publish('orders', events);
 
-const storedStatus = async (orderId: string) =>
-  ((await replicaA.ctx.sequelize.query('SELECT status FROM order_status WHERE order_id = $1', { bind: [orderId], plain: true })) as { status: string } | null)?.status;
+const stored = async (orderId: string) => (await replicaA.ctx.db.query<{ status: string; version: number }>('SELECT status, version FROM order_status WHERE order_id = $1', [orderId]))[0];
+const storedStatus = async (orderId: string) => (await stored(orderId))?.status;
 
 /** An order the event-bus has seen as PENDING. */
 async function pendingOrder(userId = randomUUID()) {
   const orderId = randomUUID();
-  await publishStatus(orderId, userId, 'PENDING');
+  await publish(placed(orderId, userId));
   await eventually(async () => expect(await storedStatus(orderId)).toBe('PENDING'));
   return { orderId, userId };
 }
@@ -65,7 +75,7 @@ describe('GET /orders/:id/events', () => {
     expect([onA.ended, onB.ended]).toEqual([false, false]);
 
     // Whichever replica consumes the change, both clients get it (one of them through pub/sub).
-    await publishStatus(orderId, userId, 'CONFIRMED');
+    await publish(confirmed(orderId, userId));
 
     await Promise.all([onA.done, onB.done]);
     for (const client of [onA, onB]) {
@@ -79,9 +89,9 @@ describe('GET /orders/:id/events', () => {
 
   it('when the order already has a final status, then it is sent and the stream ends; a late, older change does not roll it back', async () => {
     const { orderId, userId } = await pendingOrder();
-    await publishStatus(orderId, userId, 'CANCELLED', 'payment_declined');
+    await publish(cancelled(orderId, userId, 'payment_declined'));
     await eventually(async () => expect(await storedStatus(orderId)).toBe('CANCELLED'));
-    await publishStatus(orderId, userId, 'PENDING'); // a redelivered old event
+    await publish(placed(orderId, userId)); // overtaken: an older fact handled late (replicas do not keep order between them)
     await sleep(200);
 
     const client = await openSse(eventsUrl(replicaB, orderId), { authorization: bearer(userId) });
@@ -97,7 +107,7 @@ describe('GET /orders/:id/events', () => {
     await sleep(200);
     expect(client.events).toEqual([]);
 
-    await publishStatus(orderId, userId, 'CANCELLED', 'cancelled_by_user');
+    await publish(cancelled(orderId, userId, 'cancelled_by_user'));
 
     await client.done;
     expect(client.events.map((e) => e.id)).toEqual(['2']);
@@ -145,7 +155,7 @@ describe('GET /orders/:id/events', () => {
 describe('GET /orders/:id/events, bounded', () => {
   it('when the Last-Event-ID is above the version of a finished order, then the final status is sent and the stream ends', async () => {
     const { orderId, userId } = await pendingOrder();
-    await publishStatus(orderId, userId, 'CONFIRMED');
+    await publish(confirmed(orderId, userId));
     await eventually(async () => expect(await storedStatus(orderId)).toBe('CONFIRMED'));
 
     const client = await openSse(eventsUrl(replicaA, orderId), { authorization: bearer(userId), 'last-event-id': '99' });
@@ -160,7 +170,7 @@ describe('GET /orders/:id/events, bounded', () => {
     const client = await openSse(eventsUrl(replicaB, orderId), { authorization: bearer(userId), 'last-event-id': '7' });
     await eventually(() => expect(client.events.map((e) => e.id)).toEqual(['1']));
 
-    await publishStatus(orderId, userId, 'CANCELLED', 'payment_declined');
+    await publish(cancelled(orderId, userId, 'payment_declined'));
 
     await Promise.race([client.done, sleep(5_000)]);
     expect(client.ended).toBe(true);
@@ -169,7 +179,7 @@ describe('GET /orders/:id/events, bounded', () => {
 
   it('when the client reconnects with the id of the final status, then 204 (EventSource stops reconnecting)', async () => {
     const { orderId, userId } = await pendingOrder();
-    await publishStatus(orderId, userId, 'CANCELLED', 'cancelled_by_user');
+    await publish(cancelled(orderId, userId, 'cancelled_by_user'));
     await eventually(async () => expect(await storedStatus(orderId)).toBe('CANCELLED'));
 
     const res = await request(replicaA.url).get(`/orders/${orderId}/events`).set('authorization', bearer(userId)).set('last-event-id', '2');
@@ -221,7 +231,7 @@ describe('GET /orders/:id/events, bounded', () => {
     const strangerAsks = request(replicaB.url).get(`/orders/${orderId}/events`).set('authorization', bearer(randomUUID()));
     await sleep(300);
 
-    await publishStatus(orderId, userId, 'PENDING');
+    await publish(placed(orderId, userId));
 
     const client = await opening;
     expect(client.status).toBe(200);
@@ -235,6 +245,113 @@ describe('GET /orders/:id/events, bounded', () => {
     const res = await request(replicaA.url).get(`/orders/${randomUUID()}/events`).set('authorization', bearer(randomUUID()));
     expect([res.status, res.body.error.code]).toEqual([404, 'not_found']);
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(2_900);
+  });
+});
+
+describe('the status, from the order facts', () => {
+  it('when orders change in one batch, then each client gets its order’s change once the batch has committed', async () => {
+    const [a, b] = await Promise.all([pendingOrder(), pendingOrder()]);
+    const onA = await openSse(eventsUrl(replicaA, a.orderId), { authorization: bearer(a.userId) });
+    const onB = await openSse(eventsUrl(replicaB, b.orderId), { authorization: bearer(b.userId) });
+    await eventually(() => [onA, onB].forEach((c) => expect(c.events).toHaveLength(1)));
+
+    await publish(confirmed(a.orderId, a.userId), cancelled(b.orderId, b.userId, 'out_of_stock'));
+
+    await Promise.all([onA.done, onB.done]);
+    expect(onA.events.map((e) => [e.id, e.data])).toEqual([
+      ['1', { orderId: a.orderId, status: 'PENDING', at: expect.any(String) }],
+      ['2', { orderId: a.orderId, status: 'CONFIRMED', at: expect.any(String) }],
+    ]);
+    expect(onB.events.map((e) => [e.id, e.data])).toEqual([
+      ['1', { orderId: b.orderId, status: 'PENDING', at: expect.any(String) }],
+      ['2', { orderId: b.orderId, status: 'CANCELLED', reason: 'out_of_stock', at: expect.any(String) }],
+    ]);
+  });
+
+  it('when a confirmed order is refunded, then a stream opened afterwards gets REFUNDED as the next version, at the time of the fact', async () => {
+    const { orderId, userId } = await pendingOrder();
+    await publish(confirmed(orderId, userId));
+    await eventually(async () => expect(await storedStatus(orderId)).toBe('CONFIRMED'));
+    const refund = refunded(orderId, userId);
+
+    await publish(refund);
+    await eventually(async () => expect(await storedStatus(orderId)).toBe('REFUNDED'));
+
+    const client = await openSse(eventsUrl(replicaA, orderId), { authorization: bearer(userId), 'last-event-id': '2' });
+    await client.done;
+    expect(client.events).toEqual([{ id: '3', event: 'status', data: { orderId, status: 'REFUNDED', at: refund.occurredAt } }]);
+  });
+
+  it('when an older order-service still sends OrderStatusChanged (in flight during an upgrade), then it is streamed as before; the same status told twice is one version', async () => {
+    const orderId = randomUUID();
+    const userId = randomUUID();
+    await publish(createEvent('OrderStatusChanged', orderId, { orderId, userId, status: 'PENDING' }));
+    await eventually(async () => expect(await storedStatus(orderId)).toBe('PENDING'));
+    const client = await openSse(eventsUrl(replicaB, orderId), { authorization: bearer(userId) });
+    await eventually(() => expect(client.events).toHaveLength(1));
+
+    await publish(
+      createEvent('OrderStatusChanged', orderId, { orderId, userId, status: 'CANCELLED', reason: 'payment_declined' }),
+      cancelled(orderId, userId, 'payment_declined'), // the older release sent the fact too
+    );
+
+    await client.done;
+    expect(client.events.map((e) => [e.id, e.data])).toEqual([
+      ['1', { orderId, status: 'PENDING', at: expect.any(String) }],
+      ['2', { orderId, status: 'CANCELLED', reason: 'payment_declined', at: expect.any(String) }],
+    ]);
+    expect(await stored(orderId)).toEqual({ status: 'CANCELLED', version: 2 });
+  });
+});
+
+describe('recording a status change', () => {
+  const channel = () => statusChannel(redis, logger, { prefix });
+  const change = (orderId: string, status: 'PENDING' | 'CONFIRMED') => ({ orderId, userId: randomUUID(), status, at: new Date().toISOString() });
+
+  it('when the change is recorded in a transaction, then it is published once that commits, and not at all when it rolls back', async () => {
+    const orderId = randomUUID();
+    const statusChannelOfTest = channel();
+    const useCases = orderStatusUseCases({ statuses: orderStatusRepository(replicaA.ctx.db), channel: statusChannelOfTest });
+    const heard: OrderStatusRecord[] = [];
+    await useCases.watch(orderId, { onChange: (r) => heard.push(r), onResync: () => undefined });
+    try {
+      await replicaA.ctx.db.transaction(async (tx) => {
+        await useCases.recordStatusChange(change(orderId, 'PENDING'), tx);
+        await sleep(200);
+        expect(heard).toEqual([]); // stored but not committed: nobody may hear of it yet
+      });
+      await eventually(() => expect(heard.map((r) => [r.version, r.status])).toEqual([[1, 'PENDING']]));
+
+      const rolledBack = replicaA.ctx.db.transaction(async (tx) => {
+        await useCases.recordStatusChange(change(orderId, 'CONFIRMED'), tx);
+        throw new Error('a later handler of the batch failed');
+      });
+      await expect(rolledBack).rejects.toThrow('a later handler of the batch failed');
+      await sleep(200);
+
+      expect(heard).toHaveLength(1);
+      expect(await stored(orderId)).toEqual({ status: 'PENDING', version: 1 });
+    } finally {
+      await statusChannelOfTest.close();
+    }
+  });
+
+  it('when two replicas’ batches change the same orders in opposite orders, then one waits for the other instead of deadlocking', async () => {
+    const [x, y] = [randomUUID(), randomUUID()];
+    const { db } = replicaA.ctx;
+    const statuses = orderStatusRepository(db);
+    const batch = (first: string, second: string, pauseMs: number) =>
+      db.transaction(async (tx) => {
+        await statuses.lockOrders([first, second], tx); // what the consumer's prepare does
+        await statuses.advance(change(first, 'PENDING'), tx);
+        await sleep(pauseMs); // the other batch starts meanwhile
+        await statuses.advance(change(second, 'PENDING'), tx);
+      });
+
+    const results = await Promise.allSettled([batch(x, y, 300), sleep(100).then(() => batch(y, x, 0))]);
+
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect([await storedStatus(x), await storedStatus(y)]).toEqual(['PENDING', 'PENDING']);
   });
 });
 

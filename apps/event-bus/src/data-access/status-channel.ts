@@ -46,9 +46,15 @@ export function statusChannel(redis: Redis, logger: Logger, { prefix = '' }: { p
   }
 
   return {
-    /** Tells every replica's listeners of this order about a change. */
+    /**
+     * Tells every replica's listeners of this order about a change that is already stored. Never
+     * rejects: a failure is logged, and listeners catch up by re-reading the stored status (after
+     * their subscriber reconnects, or when their client reconnects with Last-Event-ID).
+     */
     async publish(record: OrderStatusRecord): Promise<void> {
-      await redis.publish(channelOf(record.orderId), JSON.stringify(record));
+      await redis
+        .publish(channelOf(record.orderId), JSON.stringify(record))
+        .catch((error: Error) => logger.warn({ err: error, orderId: record.orderId, version: record.version }, 'status publish failed'));
     },
 
     /** Resolves once the subscription is active; the returned function removes the listener. */

@@ -1,10 +1,11 @@
 import type { Identity } from '@cloudretail/auth';
+import type { Tx } from '@cloudretail/db';
 import { notFound } from '@cloudretail/errors';
 import type { OrderStatusRepository, StatusChange } from '../data-access/order-status-repository';
 import type { StatusChannel } from '../data-access/status-channel';
 import type { OrderStatusRecord } from './order-status';
 
-/** Live order status: recorded from OrderStatusChanged, fanned out to every replica, read by SSE streams. */
+/** Live order status: recorded from the order facts, fanned out to every replica, read by SSE streams. */
 export function orderStatusUseCases({ statuses, channel }: { statuses: OrderStatusRepository; channel: StatusChannel }) {
   /** The first status of an order, as soon as one is recorded (by any replica), or null after `waitMs`. */
   async function firstStatus(orderId: string, waitMs: number): Promise<OrderStatusRecord | null> {
@@ -24,14 +25,19 @@ export function orderStatusUseCases({ statuses, channel }: { statuses: OrderStat
 
   return {
     /**
-     * Records a change and tells every replica. A change that is already the current status is
-     * published again: it is a redelivery after a crash between storing and publishing, and
-     * listeners drop versions they have already sent. An overtaken (older) change is dropped.
+     * Records a change in `tx` and tells every replica once it has committed (a listener re-reading
+     * the stored status must find at least the version it was told about). A change that is
+     * already the current status is published again: the same status reached us twice (a fact and
+     * the OrderStatusChanged of an older release), and listeners drop versions they have already
+     * sent. An overtaken (older) change is dropped.
      */
-    async recordStatusChange(change: StatusChange): Promise<void> {
-      const { record, applied } = await statuses.advance(change);
-      if (applied || record.status === change.status) await channel.publish(record);
+    async recordStatusChange(change: StatusChange, tx: Tx): Promise<void> {
+      const { record, applied } = await statuses.advance(change, tx);
+      if (applied || record.status === change.status) tx.afterCommit(() => void channel.publish(record));
     },
+
+    /** Run first in a transaction that records changes of several orders (see the repository). */
+    lockOrders: (orderIds: string[], tx: Tx) => statuses.lockOrders(orderIds, tx),
 
     /**
      * The current status, for the order's owner or an admin; 404 for anyone else, as for an

@@ -1,7 +1,8 @@
 import { z } from '@cloudretail/config';
-import type { PayloadOf } from '@cloudretail/events';
 
-export type OrderStatus = PayloadOf<'OrderStatusChanged'>['status'];
+/** The statuses of the order service's orders, as the public contract names them. */
+export const ORDER_STATUSES = ['PENDING', 'CONFIRMED', 'CANCELLED', 'REFUNDED'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 /**
  * How far along its life an order is. A change is applied only when it moves the order forward,
@@ -31,7 +32,7 @@ export interface OrderStatusRecord {
 
 /** What a client receives as `data:` of an `event: status`. */
 export const StatusEvent = z
-  .object({ orderId: z.uuid(), status: z.enum(['PENDING', 'CONFIRMED', 'CANCELLED', 'REFUNDED']), reason: z.string().optional(), at: z.string() })
+  .object({ orderId: z.uuid(), status: z.enum(ORDER_STATUSES), reason: z.string().optional(), at: z.string() })
   .meta({ id: 'OrderStatusEvent' });
 export type StatusEvent = z.infer<typeof StatusEvent>;
 

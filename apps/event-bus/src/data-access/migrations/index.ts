@@ -1,4 +1,5 @@
 import type { Migration } from '@cloudretail/db';
+import { inboxMigration } from '@cloudretail/events';
 
 /** Applied in this order; never edit one that has shipped, add a new one (expand/contract). */
 export const migrations: Migration[] = [
@@ -20,4 +21,6 @@ export const migrations: Migration[] = [
       `),
     down: ({ sql }) => sql('DROP TABLE order_status'),
   },
+  // Which events the status consumer (group event-bus) has already handled: redelivery is a no-op.
+  inboxMigration,
 ];

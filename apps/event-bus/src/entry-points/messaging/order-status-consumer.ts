@@ -1,21 +1,27 @@
-import { type PayloadOf, type Transport, topicOf } from '@cloudretail/events';
+import type { Db } from '@cloudretail/db';
+import { type Transport, startConsumer } from '@cloudretail/events';
 import type { Closer } from '@cloudretail/shutdown';
 import type { OrderStatusUseCases } from '../../domain/order-status-use-cases';
 
 /**
- * Consumes OrderStatusChanged in group `event-bus`: every replica joins, each handles a share, and
- * the status channel fans each change out to all replicas. The envelope and payload were already
- * validated against the catalog by the transport; other events on the topic are not ours.
+ * Derives each order's status from the facts on the `orders` topic, in group `event-bus`: every
+ * replica joins, each handles a share, and the status channel fans each change out to all
+ * replicas. OrderStatusChanged is no longer produced; it is still read for the events an older
+ * order-service left in flight. A batch of events is recorded in one transaction.
  */
-export async function startOrderStatusConsumer({ transport, useCases }: { transport: Transport; useCases: OrderStatusUseCases }): Promise<Closer> {
-  const subscription = await transport.subscribe({
+export function startOrderStatusConsumer({ transport, db, useCases }: { transport: Transport; db: Db; useCases: OrderStatusUseCases }): Promise<Closer> {
+  const { recordStatusChange: record } = useCases;
+  return startConsumer({
+    transport,
+    db,
     group: 'event-bus',
-    topics: [topicOf('OrderStatusChanged')],
-    async handle(event) {
-      if (event.type !== 'OrderStatusChanged') return;
-      const { orderId, userId, status, reason } = event.payload as PayloadOf<'OrderStatusChanged'>;
-      await useCases.recordStatusChange({ orderId, userId, status, reason, at: event.occurredAt });
+    prepare: (events, tx) => useCases.lockOrders(events.map((e) => (e.payload as { orderId: string }).orderId), tx),
+    handlers: {
+      OrderPlaced: ({ orderId, userId }, tx, { occurredAt }) => record({ orderId, userId, status: 'PENDING', at: occurredAt }, tx),
+      OrderConfirmed: ({ orderId, userId }, tx, { occurredAt }) => record({ orderId, userId, status: 'CONFIRMED', at: occurredAt }, tx),
+      OrderCancelled: ({ orderId, userId, reason }, tx, { occurredAt }) => record({ orderId, userId, status: 'CANCELLED', reason, at: occurredAt }, tx),
+      OrderRefunded: ({ orderId, userId }, tx, { occurredAt }) => record({ orderId, userId, status: 'REFUNDED', at: occurredAt }, tx),
+      OrderStatusChanged: ({ orderId, userId, status, reason }, tx, { occurredAt }) => record({ orderId, userId, status, reason, at: occurredAt }, tx),
     },
   });
-  return { name: 'order-status-consumer', close: () => subscription.stop() };
 }
