@@ -62,8 +62,9 @@ export function dbOf(sequelize: Sequelize): Db {
   return {
     query: <T extends object>(sql: string, params: unknown[] = []) => sequelize.query<T>(sql, { bind: params, type: QueryTypes.SELECT }),
     execute: async (sql, params = []) => {
-      const [, result] = (await sequelize.query(sql, { bind: params })) as [unknown, { rowCount?: number | null } | undefined];
-      return result?.rowCount ?? 0;
+      const [, result] = (await sequelize.query(sql, { bind: params })) as [unknown, number | { rowCount?: number | null } | undefined];
+      // Sequelize resolves an INSERT's count as a number, every other statement's as pg's result.
+      return typeof result === 'number' ? result : (result?.rowCount ?? 0);
     },
     transaction: (fn) =>
       sequelize.transaction(async (transaction) => {
