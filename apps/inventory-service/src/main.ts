@@ -18,18 +18,18 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'inventory-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, redis, transport, faults }) {
-    const stock = stockRepository(sequelize);
-    const reservations = reservationRepository(sequelize);
+  async setup({ config, logger, metrics, db, redis, transport, faults }) {
+    const stock = stockRepository(db);
+    const reservations = reservationRepository(db);
     const lowStockThreshold = config.LOW_STOCK_THRESHOLD;
     const useCases = {
       stock: stockUseCases({
-        sequelize,
+        db,
         stock,
         catalog: productCatalog({ baseUrl: config.PRODUCT_SERVICE_URL, timeoutMs: config.PRODUCT_SERVICE_TIMEOUT_MS }),
         lowStockThreshold,
       }),
-      reservations: reservationUseCases({ sequelize, stock, reservations, reservationTtlMs: config.RESERVATION_TTL_MS, lowStockThreshold }),
+      reservations: reservationUseCases({ db, stock, reservations, reservationTtlMs: config.RESERVATION_TTL_MS, lowStockThreshold }),
     };
     const app = createApp({ logger, metrics, faults });
     inventoryApi(useCases, authFromConfig(config, { redis, logger })).mount(app);
@@ -41,9 +41,9 @@ export const service: ServiceDefinition<typeof configSchema> = {
     });
     const consumer = await startOrderEventsConsumer({
       transport,
-      sequelize,
+      db,
       reservations: useCases.reservations,
-      returns: stockReturnUseCase({ sequelize, stock, reservations, returns: stockReturnRepository(sequelize) }),
+      returns: stockReturnUseCase({ db, stock, reservations, returns: stockReturnRepository() }),
       logger,
     });
     return { app: finishApp(app), closers: [consumer, sweeper] };

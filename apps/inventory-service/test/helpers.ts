@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import request from 'supertest';
-import { QueryTypes } from '@cloudretail/db';
 import { signTestToken, build, createTestDatabase, testEnv } from '@cloudretail/testing';
 import { start } from '../src/main';
 
@@ -55,19 +54,16 @@ export type Inventory = Awaited<ReturnType<typeof start>>;
 
 /** Event types in the outbox about one aggregate (an order or a product), oldest first. */
 export async function outboxTypes(service: Inventory, aggregateId: string): Promise<string[]> {
-  const rows = await service.ctx.sequelize.query<{ type: string }>('SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY seq', {
-    bind: [aggregateId],
-    type: QueryTypes.SELECT,
-  });
+  const rows = await service.ctx.db.query<{ type: string }>('SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY seq', [aggregateId]);
   return rows.map((r) => r.type);
 }
 
 /** Payloads of one event type about one aggregate, oldest first. */
 export async function outboxPayloads(service: Inventory, aggregateId: string, type: string): Promise<Record<string, unknown>[]> {
-  const rows = await service.ctx.sequelize.query<{ payload: Record<string, unknown> }>(
-    "SELECT envelope->'payload' AS payload FROM outbox WHERE aggregate_id = $1 AND type = $2 ORDER BY seq",
-    { bind: [aggregateId, type], type: QueryTypes.SELECT },
-  );
+  const rows = await service.ctx.db.query<{ payload: Record<string, unknown> }>("SELECT envelope->'payload' AS payload FROM outbox WHERE aggregate_id = $1 AND type = $2 ORDER BY seq", [
+    aggregateId,
+    type,
+  ]);
   return rows.map((r) => r.payload);
 }
 

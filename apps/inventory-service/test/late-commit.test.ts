@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { QueryTypes } from '@cloudretail/db';
 import { type EventEnvelope, type Transport, createEvent, createTransport } from '@cloudretail/events';
 import { createLogger } from '@cloudretail/logging';
 import { TEST_REDIS_URL, eventually } from '@cloudretail/testing';
@@ -57,15 +56,15 @@ const expired = (orderId: string) =>
   eventually(async () => expect((await api().get(`/reservations/${orderId}`).set('authorization', adminToken)).body.status).toBe('RELEASED'));
 /** Units sold of a product: the items of its committed reservations. */
 const soldOf = async (productId: string) => {
-  const [{ sold }] = await service.ctx.sequelize.query<{ sold: string }>(
+  const [{ sold }] = await service.ctx.db.query<{ sold: string }>(
     "SELECT coalesce(sum(i.quantity), 0) AS sold FROM reservation_items i JOIN reservations r USING (order_id) WHERE r.status = 'COMMITTED' AND i.product_id = $1",
-    { bind: [productId], type: QueryTypes.SELECT },
+    [productId],
   );
   return Number(sold);
 };
 const handled = (event: EventEnvelope) =>
   eventually(async () =>
-    expect(await service.ctx.sequelize.query('SELECT 1 FROM inbox WHERE consumer_group = $1 AND event_id = $2', { bind: ['inventory-service', event.id], type: QueryTypes.SELECT })).toHaveLength(1),
+    expect(await service.ctx.db.query('SELECT 1 FROM inbox WHERE consumer_group = $1 AND event_id = $2', ['inventory-service', event.id])).toHaveLength(1),
   );
 const userId = randomUUID();
 

@@ -262,7 +262,7 @@ describe('reservation expiry', () => {
     const orderId = newOrderId();
     await reserve(orderId, [{ productId, quantity: 2 }]);
     expect((await commit(orderId)).status).toBe(200);
-    await service.ctx.sequelize.query("UPDATE reservations SET expires_at = now() - interval '1 minute' WHERE order_id = $1", { bind: [orderId] });
+    await service.ctx.db.execute("UPDATE reservations SET expires_at = now() - interval '1 minute' WHERE order_id = $1", [orderId]);
 
     await new Promise((resolve) => setTimeout(resolve, 500)); // ten sweeps of the replica
 

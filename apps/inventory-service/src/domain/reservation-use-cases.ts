@@ -1,17 +1,29 @@
 import { AppError, conflict, notFound } from '@cloudretail/errors';
-import type { Sequelize, Transaction } from '@cloudretail/db';
-import { type EventEnvelope, createEvent, enqueue } from '@cloudretail/events';
+import type { Db, Tx } from '@cloudretail/db';
+import { type EventEnvelope, type PayloadOf, createEvent, enqueue } from '@cloudretail/events';
 import type { ReservationRepository } from '../data-access/reservation-repository';
-import type { StockRepository } from '../data-access/stock-repository';
+import type { StockDelta, StockRepository } from '../data-access/stock-repository';
 import type { Reservation, ReservationItem, Shortage, StockLevel } from './inventory';
 import { dropsBelowThreshold, normalizeItems, sameItems } from './stock-policy';
 
 interface Deps {
-  sequelize: Sequelize;
+  db: Db;
   stock: StockRepository;
   reservations: ReservationRepository;
   reservationTtlMs: number;
   lowStockThreshold: number;
+}
+
+/** The payment an order asks for once its stock is held: it only travels on, in StockReserved (nothing of it is stored here). */
+export type PaymentRequest = NonNullable<PayloadOf<'StockReserved'>['payment']>;
+/**
+ * Where an operation runs: in the caller's transaction `tx` (the consumer's batch), else in its own.
+ * `stockLocked`: `tx` already holds the stock rows the operation touches (`lockForBatch`), so they
+ * are not locked again (a statement less per event).
+ */
+export interface RunIn {
+  tx?: Tx;
+  stockLocked?: boolean;
 }
 
 export type ReserveResult =
@@ -25,14 +37,17 @@ export type ReserveResult =
  * several replicas run: each operation is one transaction that locks the reservation row and the
  * stock rows (in product_id order), and the stock table's CHECK forbids negative numbers.
  * Every operation is idempotent per orderId, so retried messages and requests are harmless.
+ * Operations take the caller's transaction (the event consumer's batch) or open their own.
  */
-export function reservationUseCases({ sequelize, stock, reservations, reservationTtlMs, lowStockThreshold }: Deps) {
+export function reservationUseCases({ db, stock, reservations, reservationTtlMs, lowStockThreshold }: Deps) {
   const productIds = (items: ReservationItem[]) => items.map((i) => i.productId);
-  /** Runs `fn` in the caller's transaction (the event consumer's inbox transaction), or in a new one. */
-  const within = <T>(transaction: Transaction | undefined, fn: (t: Transaction) => Promise<T>) => (transaction ? fn(transaction) : sequelize.transaction(fn));
+  const within = <T>({ tx }: RunIn, fn: (tx: Tx) => Promise<T>) => (tx ? fn(tx) : db.transaction(fn));
+  const lockStock = async (items: ReservationItem[], tx: Tx, { stockLocked = false }: RunIn) => {
+    if (!stockLocked) await stock.lock(productIds(items), tx);
+  };
 
-  async function mustFind(orderId: string, transaction: Transaction, lock = false): Promise<Reservation> {
-    const reservation = await reservations.find(orderId, { transaction, lock });
+  async function mustFind(orderId: string, tx: Tx, lock = false): Promise<Reservation> {
+    const reservation = await reservations.find(orderId, { tx, lock });
     if (!reservation) throw notFound('Reservation');
     return reservation;
   }
@@ -55,29 +70,44 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
     });
   }
 
-  async function markCommitted(reservation: Reservation, extra: EventEnvelope[], t: Transaction): Promise<Reservation> {
-    await reservations.setStatus(reservation.orderId, 'COMMITTED', t);
-    await enqueue(sequelize, t, [createEvent('StockCommitted', reservation.orderId, { orderId: reservation.orderId, items: reservation.items }), ...extra]);
+  /** An order that asked for more than is on sale: it gets no reservation, unless it has one already (a repeat). */
+  async function refuse(orderId: string, items: ReservationItem[], shortages: Shortage[], tx: Tx): Promise<ReserveResult> {
+    // The claim waits for a concurrent reservation of the same order, so a repeat is never told "out of stock".
+    if (!(await reservations.claim(orderId, reservationTtlMs, tx))) return alreadyReserved(orderId, items, tx);
+    await reservations.remove(orderId, tx);
+    enqueue(tx, [createEvent('StockReservationFailed', orderId, { orderId, reason: 'out_of_stock', productIds: shortages.map((s) => s.productId) })]);
+    return { outcome: 'out_of_stock', shortages };
+  }
+
+  async function alreadyReserved(orderId: string, items: ReservationItem[], tx: Tx): Promise<ReserveResult> {
+    const existing = await mustFind(orderId, tx);
+    assertSameItems(existing, items);
+    return { outcome: 'already_reserved', reservation: existing };
+  }
+
+  async function markCommitted(reservation: Reservation, deltas: StockDelta[], extra: EventEnvelope[], tx: Tx): Promise<Reservation> {
+    const { orderId, items } = reservation;
+    await reservations.settle(orderId, 'COMMITTED', deltas, tx);
+    enqueue(tx, [createEvent('StockCommitted', orderId, { orderId, items }), ...extra]);
     return { ...reservation, status: 'COMMITTED' };
   }
 
   /** A commit after the reservation expired: the units are sold from `available` if all are there (all or nothing). */
-  async function recommitExpired(reservation: Reservation, t: Transaction): Promise<Reservation> {
+  async function recommitExpired(reservation: Reservation, tx: Tx): Promise<Reservation> {
     const { orderId, items } = reservation;
-    if ((await reservations.releaseReasonOf(orderId, t)) !== 'expired') throw conflict(`The reservation of order ${orderId} was released and cannot be committed`);
-    const levels = await stock.lock(productIds(items), t);
+    if ((await reservations.releaseReasonOf(orderId, tx)) !== 'expired') throw conflict(`The reservation of order ${orderId} was released and cannot be committed`);
+    const levels = await stock.lock(productIds(items), tx);
     const shortages = shortagesOf(items, levels);
     if (shortages.length) throw new AppError('conflict', `The reservation of order ${orderId} expired and its stock has been sold since`, shortages);
-    await stock.adjust(items.map((i) => ({ productId: i.productId, available: -i.quantity, reserved: 0 })), t);
-    return markCommitted(reservation, lowStockEvents(items, levels), t);
+    return markCommitted(reservation, items.map((i) => ({ productId: i.productId, available: -i.quantity, reserved: 0 })), lowStockEvents(items, levels), tx);
   }
 
   /** Puts a held reservation's units back on sale. The caller holds the reservation's row lock. */
-  async function releaseHeld(reservation: Reservation, reason: string, t: Transaction): Promise<Reservation> {
-    await stock.lock(productIds(reservation.items), t);
-    await stock.adjust(reservation.items.map((i) => ({ productId: i.productId, available: i.quantity, reserved: -i.quantity })), t);
-    await reservations.setStatus(reservation.orderId, 'RELEASED', t, reason);
-    await enqueue(sequelize, t, [createEvent('StockReleased', reservation.orderId, { orderId: reservation.orderId, items: reservation.items, reason })]);
+  async function releaseHeld(reservation: Reservation, reason: string, tx: Tx, runIn: RunIn): Promise<Reservation> {
+    const { orderId, items } = reservation;
+    await lockStock(items, tx, runIn);
+    await reservations.settle(orderId, 'RELEASED', items.map((i) => ({ productId: i.productId, available: i.quantity, reserved: -i.quantity })), tx, reason);
+    enqueue(tx, [createEvent('StockReleased', orderId, { orderId, items, reason })]);
     return { ...reservation, status: 'RELEASED' };
   }
 
@@ -89,15 +119,14 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
    * lock the same reservation row, so expiry and commit never interleave: the units end either
    * sold or on sale, never both. Errors are thrown before the first write.
    */
-  async function commit(orderIdInput: string, transaction?: Transaction): Promise<Reservation> {
+  async function commit(orderIdInput: string, runIn: RunIn = {}): Promise<Reservation> {
     const orderId = orderIdInput.toLowerCase();
-    return within(transaction, async (t) => {
-      const reservation = await mustFind(orderId, t, true);
+    return within(runIn, async (tx) => {
+      const reservation = await mustFind(orderId, tx, true);
       if (reservation.status === 'COMMITTED') return reservation;
-      if (reservation.status === 'RELEASED') return recommitExpired(reservation, t);
-      await stock.lock(productIds(reservation.items), t);
-      await stock.adjust(reservation.items.map((i) => ({ productId: i.productId, available: 0, reserved: -i.quantity })), t);
-      return markCommitted(reservation, [], t);
+      if (reservation.status === 'RELEASED') return recommitExpired(reservation, tx);
+      await lockStock(reservation.items, tx, runIn);
+      return markCommitted(reservation, reservation.items.map((i) => ({ productId: i.productId, available: 0, reserved: -i.quantity })), [], tx);
     });
   }
 
@@ -107,30 +136,23 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
      * orderId (even concurrently) returns the existing reservation and moves no stock.
      * Out of stock is an outcome, not an error: StockReservationFailed is recorded and the
      * orderId stays free, so a later retry after a restock can still succeed.
-     * `transaction`: the caller's (the consumer's inbox transaction), so outcome and inbox row commit once.
-     * Every error is thrown before the first write, so a caller that swallows a 404/409 commits nothing half-done.
+     * `payment` (the order's payment request, from OrderPlaced) travels on in StockReserved, so
+     * payment-service captures straight from it.
+     * In the caller's batch the outcome and the inbox row commit once. Every error is thrown
+     * before the first write, so a caller that swallows a 404/409 commits nothing half-done.
+     * One statement when the stock rows are locked already (`stockLocked`), else two.
      */
-    async reserve(orderIdInput: string, requested: ReservationItem[], transaction?: Transaction): Promise<ReserveResult> {
+    async reserve(orderIdInput: string, requested: ReservationItem[], { payment, ...runIn }: RunIn & { payment?: PaymentRequest } = {}): Promise<ReserveResult> {
       const orderId = orderIdInput.toLowerCase();
       const items = normalizeItems(requested);
-      return within(transaction, async (t): Promise<ReserveResult> => {
-        const claimed = await reservations.claim(orderId, reservationTtlMs, t);
-        if (!claimed) {
-          const existing = await mustFind(orderId, t);
-          assertSameItems(existing, items);
-          return { outcome: 'already_reserved', reservation: existing };
-        }
-        const levels = await stock.lock(productIds(items), t);
+      return within(runIn, async (tx): Promise<ReserveResult> => {
+        await lockStock(items, tx, runIn);
+        const { levels, expiresAt } = await reservations.hold(orderId, items, reservationTtlMs, tx);
         const shortages = shortagesOf(items, levels);
-        if (shortages.length) {
-          await reservations.remove(orderId, t);
-          await enqueue(sequelize, t, [createEvent('StockReservationFailed', orderId, { orderId, reason: 'out_of_stock', productIds: shortages.map((s) => s.productId) })]);
-          return { outcome: 'out_of_stock', shortages };
-        }
-        await stock.adjust(items.map((i) => ({ productId: i.productId, available: -i.quantity, reserved: i.quantity })), t);
-        await reservations.addItems(orderId, items, t);
-        await enqueue(sequelize, t, [createEvent('StockReserved', orderId, { orderId, items }), ...lowStockEvents(items, levels)]);
-        return { outcome: 'reserved', reservation: { orderId, status: 'RESERVED', items, expiresAt: claimed.expiresAt } };
+        if (shortages.length) return refuse(orderId, items, shortages, tx);
+        if (!expiresAt) return alreadyReserved(orderId, items, tx);
+        enqueue(tx, [createEvent('StockReserved', orderId, { orderId, items, ...(payment ? { payment } : {}) }), ...lowStockEvents(items, levels)]);
+        return { outcome: 'reserved', reservation: { orderId, status: 'RESERVED', items, expiresAt } };
       });
     },
 
@@ -141,30 +163,44 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
      * fact is recorded as StockCommitFailed, so order-service refunds and cancels the order
      * instead of leaving it CONFIRMED with nothing sold.
      */
-    async commitForOrder(orderIdInput: string, transaction: Transaction): Promise<'committed' | 'failed'> {
+    async commitForOrder(orderIdInput: string, runIn: RunIn & { tx: Tx }): Promise<'committed' | 'failed'> {
       const orderId = orderIdInput.toLowerCase();
       try {
-        await commit(orderId, transaction);
+        await commit(orderId, runIn);
         return 'committed';
       } catch (error) {
         if (!(error instanceof AppError) || !['conflict', 'not_found'].includes(error.code)) throw error;
         const shortages = (error.details ?? []) as Partial<Shortage>[];
         const reason = error.code === 'not_found' ? 'not_reserved' : shortages.length ? 'out_of_stock' : 'released';
         const productIds = shortages.flatMap((s) => (s.productId ? [s.productId] : []));
-        await enqueue(sequelize, transaction, [createEvent('StockCommitFailed', orderId, { orderId, reason, productIds })]);
+        enqueue(runIn.tx, [createEvent('StockCommitFailed', orderId, { orderId, reason, productIds })]);
         return 'failed';
       }
     },
 
     /** Reserved units go back on sale. Releasing twice is a no-op; a committed (sold) reservation is a 409. */
-    async release(orderIdInput: string, reason: string, transaction?: Transaction): Promise<Reservation> {
+    async release(orderIdInput: string, reason: string, runIn: RunIn = {}): Promise<Reservation> {
       const orderId = orderIdInput.toLowerCase();
-      return within(transaction, async (t) => {
-        const reservation = await mustFind(orderId, t, true);
+      return within(runIn, async (tx) => {
+        const reservation = await mustFind(orderId, tx, true);
         if (reservation.status === 'RELEASED') return reservation;
         if (reservation.status === 'COMMITTED') throw conflict(`The reservation of order ${orderId} was committed and cannot be released`);
-        return releaseHeld(reservation, reason, t);
+        return releaseHeld(reservation, reason, tx, runIn);
       });
+    },
+
+    /**
+     * Locks, at the start of a consumer batch, every row its events will lock, in the order every
+     * path takes them: the existing reservations of `orderIds` (order_id order), then the stock rows
+     * of `productIds` and of those reservations' items (product_id order). Two replicas' batches,
+     * the sweeper and the API then queue behind each other instead of deadlocking. The handlers
+     * then pass `stockLocked`. A product missing from `productIds` (a reservation made elsewhere
+     * since) is at worst locked later, out of order: a deadlock is retried, the CHECK still holds.
+     */
+    async lockForBatch({ orderIds, productIds }: { orderIds: string[]; productIds: string[] }, tx: Tx): Promise<void> {
+      const ofReservations = orderIds.length ? await reservations.lockAll(orderIds.map((id) => id.toLowerCase()), tx) : [];
+      const all = [...new Set([...productIds.map((id) => id.toLowerCase()), ...ofReservations])];
+      if (all.length) await stock.lock(all, tx);
     },
 
     async getReservation(orderId: string): Promise<Reservation> {
@@ -180,10 +216,10 @@ export function reservationUseCases({ sequelize, stock, reservations, reservatio
     async releaseExpired(limit = 100): Promise<number> {
       let released = 0;
       while (released < limit) {
-        const done = await sequelize.transaction(async (t) => {
-          const orderId = await reservations.lockNextExpired(t);
-          if (!orderId) return false;
-          await releaseHeld(await mustFind(orderId, t), 'expired', t);
+        const done = await db.transaction(async (tx) => {
+          const reservation = await reservations.lockNextExpired(tx);
+          if (!reservation) return false;
+          await releaseHeld(reservation, 'expired', tx, {});
           return true;
         });
         if (!done) break;

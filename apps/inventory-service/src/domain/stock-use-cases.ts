@@ -1,5 +1,5 @@
 import { notFound } from '@cloudretail/errors';
-import type { Sequelize } from '@cloudretail/db';
+import type { Db } from '@cloudretail/db';
 import { type EventEnvelope, createEvent, enqueue } from '@cloudretail/events';
 import type { ProductCatalog } from '../data-access/product-catalog';
 import type { StockRepository } from '../data-access/stock-repository';
@@ -7,14 +7,14 @@ import type { StockLevel } from './inventory';
 import { dropsBelowThreshold } from './stock-policy';
 
 interface Deps {
-  sequelize: Sequelize;
+  db: Db;
   stock: StockRepository;
   catalog: ProductCatalog;
   lowStockThreshold: number;
 }
 
 /** Reading and setting a product's stock level. */
-export function stockUseCases({ sequelize, stock, catalog, lowStockThreshold }: Deps) {
+export function stockUseCases({ db, stock, catalog, lowStockThreshold }: Deps) {
   async function assertProductExists(productId: string): Promise<void> {
     if (!(await catalog.exists(productId))) throw notFound('Product');
   }
@@ -34,14 +34,14 @@ export function stockUseCases({ sequelize, stock, catalog, lowStockThreshold }: 
     /** Sets the units on hand for sale; units held by reservations are not touched. */
     async setStock(productId: string, available: number): Promise<StockLevel> {
       await assertProductExists(productId);
-      return sequelize.transaction(async (t) => {
-        const before = (await stock.lock([productId], t)).get(productId.toLowerCase())?.available ?? 0;
-        const level = await stock.setAvailable(productId, available, t);
+      return db.transaction(async (tx) => {
+        const before = (await stock.lock([productId], tx)).get(productId.toLowerCase())?.available ?? 0;
+        const level = await stock.setAvailable(productId, available, tx);
         const events: EventEnvelope[] = [createEvent('StockLevelSet', level.productId, { productId: level.productId, available })];
         if (dropsBelowThreshold(before, available, lowStockThreshold)) {
           events.push(createEvent('LowStock', level.productId, { productId: level.productId, available, threshold: lowStockThreshold }));
         }
-        await enqueue(sequelize, t, events);
+        enqueue(tx, events);
         return level;
       });
     },
