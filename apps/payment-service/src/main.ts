@@ -1,6 +1,6 @@
 import { authFromConfig } from '@cloudretail/auth';
 import { createApp, finishApp } from '@cloudretail/http';
-import { createSequelize } from '@cloudretail/db';
+import { createSequelize, dbOf } from '@cloudretail/db';
 import { Counter } from '@cloudretail/metrics';
 import { type ServiceDefinition, runMain, startService } from '@cloudretail/runtime';
 import { configSchema } from './config';
@@ -15,21 +15,21 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'payment-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, redis, transport, faults }) {
+  async setup({ config, logger, metrics, db, redis, transport, faults }) {
     const paymentsTotal = new Counter({ name: 'payments_total', help: 'Payments reaching a status, by status', labelNames: ['status'] as const, registers: [metrics.registry] });
     // The sandbox stands in for a remote PSP: a pool of its own, so a provider call made while a
     // payment transaction holds a connection never waits on the service's pool.
-    const sandboxDb = createSequelize(config.DATABASE_URL, { logger, poolMax: 2 });
+    const sandboxPool = createSequelize(config.DATABASE_URL, { logger, poolMax: 2 });
     const payments = paymentUseCases({
-      sequelize,
-      payments: paymentRepository(sequelize),
-      provider: createPaymentProvider(config.PAYMENT_PROVIDER, { sandboxDb }),
+      db,
+      payments: paymentRepository(db),
+      provider: createPaymentProvider(config.PAYMENT_PROVIDER, { sandboxDb: dbOf(sandboxPool) }),
       onStatus: (status) => paymentsTotal.inc({ status }),
     });
     const app = createApp({ logger, metrics, faults });
     paymentApi(payments, authFromConfig(config, { redis, logger })).mount(app);
-    const consumer = await startOrderEventsConsumer({ transport, sequelize, payments });
-    return { app: finishApp(app), closers: [consumer, { name: 'sandbox-provider', close: () => sandboxDb.close() }] };
+    const consumer = await startOrderEventsConsumer({ transport, db, payments });
+    return { app: finishApp(app), closers: [consumer, { name: 'sandbox-provider', close: () => sandboxPool.close() }] };
   },
 };
 

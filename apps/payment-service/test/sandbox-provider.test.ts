@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Sequelize, createSequelize, migrate } from '@cloudretail/db';
+import { type Sequelize, createSequelize, dbOf, migrate } from '@cloudretail/db';
 import { createTestDatabase } from '@cloudretail/testing';
 import { migrations } from '../src/data-access/migrations';
 import { type SandboxProvider, createSandboxProvider } from '../src/data-access/sandbox-provider';
@@ -13,7 +13,7 @@ let sandbox: SandboxProvider;
 const anotherReplica = () => {
   const pool = createSequelize(db.url, { poolMax: 2 });
   pools.push(pool);
-  return createSandboxProvider(pool);
+  return createSandboxProvider(dbOf(pool));
 };
 
 beforeAll(async () => {
@@ -22,7 +22,7 @@ beforeAll(async () => {
   const sequelize = createSequelize(db.url, { poolMax: 4 });
   pools.push(sequelize);
   await migrate(sequelize, migrations, 'up');
-  sandbox = createSandboxProvider(sequelize);
+  sandbox = createSandboxProvider(dbOf(sequelize));
 });
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { QueryTypes, type Sequelize } from '@cloudretail/db';
+import type { Db } from '@cloudretail/db';
 import type { CaptureRequest, CaptureResult, PaymentProvider } from '../domain/payment-provider';
 
 /** The sandbox's test cards, as payment sandboxes document them. */
@@ -22,11 +22,11 @@ interface ChargeRow {
  * remote call would be), a capture is idempotent per idempotency key (the orderId), a refund is
  * idempotent per its key, refunds only apply to approved charges and never exceed the amount.
  *
- * `sequelize` should be a pool of its own: a refund is called while the caller holds a
- * transaction, and a provider call must never wait for a connection the caller's work holds.
+ * `db` should be a pool of its own: the provider is called while the caller holds a transaction,
+ * and a provider call must never wait for a connection the caller's work holds.
  */
-export function createSandboxProvider(sequelize: Sequelize) {
-  const select = <T extends object>(sql: string, bind: unknown[]) => sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT });
+export function createSandboxProvider(db: Db) {
+  const select = <T extends object>(sql: string, params: unknown[]) => db.query<T>(sql, params);
 
   const provider = {
     name: 'sandbox',
@@ -47,19 +47,18 @@ export function createSandboxProvider(sequelize: Sequelize) {
     },
 
     async refund(providerRef: string, amountCents: number, idempotencyKey = `refund:${providerRef}`): Promise<void> {
-      await sequelize.transaction(async (transaction) => {
-        const query = <T extends object>(sql: string, bind: unknown[]) => sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction });
+      await db.transaction(async (tx) => {
         // The charge row lock serialises refunds of one charge, so their sum cannot pass the amount.
-        const [charge] = await query<{ approved: boolean; amount_cents: string }>('SELECT approved, amount_cents FROM sandbox_charges WHERE id = $1 FOR UPDATE', [providerRef]);
+        const [charge] = await tx.query<{ approved: boolean; amount_cents: string }>('SELECT approved, amount_cents FROM sandbox_charges WHERE id = $1 FOR UPDATE', [providerRef]);
         if (!charge?.approved) throw new Error(`sandbox: no captured charge ${providerRef}`);
-        const [previous] = await query<{ charge_id: string }>('SELECT charge_id FROM sandbox_refunds WHERE idempotency_key = $1', [idempotencyKey]);
+        const [previous] = await tx.query<{ charge_id: string }>('SELECT charge_id FROM sandbox_refunds WHERE idempotency_key = $1', [idempotencyKey]);
         if (previous) {
           if (previous.charge_id !== providerRef) throw new Error(`sandbox: idempotency key ${idempotencyKey} was used for another charge`);
           return; // the same request again: the first refund stands
         }
-        const [{ refunded }] = await query<{ refunded: string }>('SELECT COALESCE(sum(amount_cents), 0) AS refunded FROM sandbox_refunds WHERE charge_id = $1', [providerRef]);
+        const [{ refunded }] = await tx.query<{ refunded: string }>('SELECT COALESCE(sum(amount_cents), 0) AS refunded FROM sandbox_refunds WHERE charge_id = $1', [providerRef]);
         if (Number(refunded) + amountCents > Number(charge.amount_cents)) throw new Error(`sandbox: refund of ${amountCents} exceeds the charge of ${charge.amount_cents} (${refunded} refunded)`);
-        await query('INSERT INTO sandbox_refunds (id, idempotency_key, charge_id, amount_cents) VALUES ($1, $2, $3, $4) RETURNING id', [`sbx_re_${randomUUID()}`, idempotencyKey, providerRef, amountCents]);
+        await tx.execute('INSERT INTO sandbox_refunds (id, idempotency_key, charge_id, amount_cents) VALUES ($1, $2, $3, $4)', [`sbx_re_${randomUUID()}`, idempotencyKey, providerRef, amountCents]);
       });
     },
 

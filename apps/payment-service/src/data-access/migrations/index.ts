@@ -1,9 +1,9 @@
 import type { Migration } from '@cloudretail/db';
-import { inboxMigration, outboxMigration } from '@cloudretail/events';
+import { inboxMigration, outboxMigrations } from '@cloudretail/events';
 
 /** Applied in this order; never edit one that has shipped, add a new one (expand/contract). */
 export const migrations: Migration[] = [
-  outboxMigration,
+  ...outboxMigrations,
   inboxMigration,
   {
     name: '001-create-payments',
