@@ -168,6 +168,10 @@ describe('checkout saga: POST /orders', () => {
     const good = await system.stockedProduct();
     const deleted = await system.stockedProduct();
     await request(system.products.service.url).delete(`/products/${deleted}`).set('authorization', adminToken).expect(204);
+    // Prices come from order-service's read model of the catalog: the deletion counts once its event arrived.
+    await eventually(async () =>
+      expect(await rows(system.orders!.service.ctx.sequelize, 'SELECT active FROM product_prices WHERE product_id = $1', [deleted])).toEqual([{ active: false }]),
+    );
 
     const res = await placeOrder(ordersUrl, customer, { items: [{ productId: good, quantity: 1 }, { productId: randomUUID(), quantity: 1 }, { productId: deleted, quantity: 1 }] });
 

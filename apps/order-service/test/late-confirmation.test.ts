@@ -71,7 +71,7 @@ describe('a confirmation after the reservation expired', () => {
       expect(items).toEqual([expect.objectContaining({ status: 'REFUNDED', amountCents: 800 })]);
     });
     const history = await rows<{ status: string }>(system.orders!.service.ctx.sequelize, 'SELECT status FROM order_history WHERE order_id = $1 ORDER BY id', [failed]);
-    expect(history.map((h) => h.status)).toEqual(['PENDING', 'PENDING', 'CONFIRMED', 'CANCELLED']);
+    expect(history.map((h) => h.status)).toEqual(['PENDING', 'CONFIRMED', 'CANCELLED']);
     // stock conserved: initial = available + reserved + sold, nothing both sold and on sale
     await eventually(async () => expect(await stockOf(inventoryUrl, scarce)).toEqual({ available: 0, reserved: 0 }));
     expect(await soldOf(scarce)).toBe(1);
