@@ -142,7 +142,7 @@ export function createKafkaTransport({
                 eachBatchAutoResolve: false,
                 // A partition's fetched messages go to handleBatch in runs of up to 50 (one transaction each);
                 // a failed run is handled again message by message under the retry policy.
-                eachBatch: async ({ batch: { topic, partition, messages }, heartbeat, isRunning, isStale }) => {
+                eachBatch: async ({ batch: { topic, partition, messages }, resolveOffset, heartbeat, isRunning, isStale }) => {
                   for (let start = 0; start < messages.length; start += 50) {
                     if (signal.aborted || !isRunning() || isStale()) return; // uncommitted: the next consumer gets them
                     const run = messages.slice(start, start + 50);
@@ -166,6 +166,8 @@ export function createKafkaTransport({
                       for (const raw of admitted) if (!(await deliverOne(topic, raw, heartbeat))) return; // stopping
                     }
                     await commit(topic, partition, run[run.length - 1].offset);
+                    // Without autoResolve the fetch position moves only by resolveOffset: the run would be fetched again.
+                    resolveOffset(run[run.length - 1].offset);
                     await heartbeat();
                   }
                 },

@@ -52,7 +52,7 @@ interface Row {
  * Publishes outbox rows to the transport. Rows are claimed in `seq` order with
  * `FOR UPDATE SKIP LOCKED`, so replicas share the work without publishing a row twice. Delivery is
  * at least once (a crash after publishing and before marking republishes); consumers dedupe with
- * {@link handleOnce}.
+ * the inbox (startConsumer).
  */
 export function startOutboxRelay({
   db,

@@ -23,8 +23,8 @@ describe('kafka transport contract (librdkafka mock cluster)', () => {
   transportContract(() => ({
     // The mock has no controller (no createTopics) and no idempotent producer: it auto-creates topics.
     create: () => createKafkaTransport({ brokers: mock.brokers, clientId: 'events-test', logger, idempotent: false, createTopics: false, sessionTimeoutMs: 6_000, signing: devSigning }),
-    publishRaw: async (topic, key, value) => {
-      await raw.send({ topic, messages: [{ key, value }] });
+    publishRaw: async (topic, key, value, type) => {
+      await raw.send({ topic, messages: [{ key, value, ...(type ? { headers: { type } } : {}) }] });
     },
     cleanup: async () => undefined, // topics vanish with the mock cluster
   }));

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import Redis from 'ioredis';
-import { QueryTypes, type Sequelize, createSequelize, migrate } from '@cloudretail/db';
+import { type Db, type Sequelize, type Tx, createSequelize, dbOf, migrate } from '@cloudretail/db';
 import { TEST_REDIS_URL, createTestDatabase } from '@cloudretail/testing';
-import { type EventEnvelope, type Transport, createRedisTransport, createTransport, enqueue, onOutboxCommit, outboxMigration, startOutboxRelay, streamKey } from '../src';
+import { type EventEnvelope, type Transport, createRedisTransport, createTransport, enqueue, onOutboxCommit, outboxMigrations, startOutboxRelay, streamKey } from '../src';
 import { eventually, logger, stockEvent, uniqueName } from './support';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let sequelize: Sequelize;
+let pg: Db;
 let redis: Redis;
 const topics: string[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -15,7 +16,8 @@ const cleanups: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
   db = await createTestDatabase('events');
   sequelize = createSequelize(db.url);
-  await migrate(sequelize, [outboxMigration], 'up');
+  pg = dbOf(sequelize);
+  await migrate(sequelize, outboxMigrations, 'up');
   redis = new Redis(TEST_REDIS_URL);
 });
 afterEach(async () => {
@@ -38,29 +40,23 @@ const redisTransport = (url = TEST_REDIS_URL) => {
   cleanups.push(() => transport.close());
   return transport;
 };
-const relay = (options: { transport: Transport; sequelize?: Sequelize; batchSize?: number; pollMs?: number; retentionHours?: number; sweepIntervalMs?: number }) => {
-  const started = startOutboxRelay({ sequelize, logger, pollMs: 20, maxBackoffMs: 200, ...options });
+const relay = (options: { transport: Transport; db?: Db; batchSize?: number; pollMs?: number; retentionHours?: number; sweepIntervalMs?: number }) => {
+  const started = startOutboxRelay({ db: pg, logger, pollMs: 20, maxBackoffMs: 200, ...options });
   cleanups.push(() => started.stop());
   return started;
 };
 
 /** Outbox rows as `enqueue` writes them, but on a test topic of our own. */
 async function insertOutbox(rows: { topic: string; event: EventEnvelope }[]) {
-  await sequelize.transaction(async (transaction) => {
+  await pg.transaction(async (tx) => {
     for (const { topic, event } of rows) {
-      await sequelize.query('INSERT INTO outbox (id, topic, type, aggregate_id, envelope) VALUES ($1, $2, $3, $4, $5)', {
-        bind: [event.id, topic, event.type, event.aggregateId, JSON.stringify(event)],
-        transaction,
-      });
+      await tx.execute('INSERT INTO outbox (id, topic, type, aggregate_id, envelope) VALUES ($1, $2, $3, $4, $5)', [event.id, topic, event.type, event.aggregateId, JSON.stringify(event)]);
     }
   });
 }
 const outboxRows = (ids: string[]) =>
-  sequelize.query<{ id: string; published_at: Date | null; attempts: number; last_error: string | null }>(
-    'SELECT id, published_at, attempts, last_error FROM outbox WHERE id = ANY($1) ORDER BY seq',
-    { bind: [ids], type: QueryTypes.SELECT },
-  );
-const streamIds = async (topic: string) => (await redis.xrange(streamKey(topic), '-', '+')).map(([, fields]) => (JSON.parse(fields[1]) as EventEnvelope).id);
+  pg.query<{ id: string; published_at: Date | null; attempts: number; last_error: string | null }>('SELECT id, published_at, attempts, last_error FROM outbox WHERE id = ANY($1) ORDER BY seq', [ids]);
+const streamIds = async (topic: string) => (await redis.xrange(streamKey(topic), '-', '+')).map(([, fields]) => (JSON.parse(fields[fields.indexOf('envelope') + 1]) as EventEnvelope).id);
 const allPublished = async (ids: string[]) => expect((await outboxRows(ids)).filter((r) => !r.published_at)).toEqual([]);
 
 /** A TCP proxy to the test Redis, opened on `port` only when the test "restores" the broker. */
@@ -100,33 +96,56 @@ describe('outbox relay', () => {
     relay({ transport, pollMs: 60_000 });
     await new Promise((r) => setTimeout(r, 300)); // the first (empty) round has run: the next poll is a minute away
     const event = stockEvent();
-    await sequelize.transaction((transaction) => enqueue(sequelize, transaction, [event]));
+    await pg.transaction(async (tx) => enqueue(tx, [event]));
     await eventually(async () => expect(await streamIds(`${prefix}inventory`)).toEqual([event.id]), { timeoutMs: 5_000 });
   });
 
-  it('enqueue writes every event in one statement and wakes the relays only when the transaction commits', async () => {
+  it('when a transaction enqueues several times, then its events are written by one INSERT just before the commit, and the relays are woken once, after it', async () => {
     let wakes = 0;
-    const unsubscribe = onOutboxCommit(sequelize, () => (wakes += 1));
+    const unsubscribe = onOutboxCommit(() => (wakes += 1));
     cleanups.push(async () => unsubscribe());
+    const outboxCount = (tx: Tx | Db, ids: string[]) => tx.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE id = ANY($1)', [ids]).then(([r]) => r.n);
+    /** The transaction as enqueue sees it, counting the statements it sends. */
+    const counting = (tx: Tx) => {
+      const counted = { statements: 0, tx: { ...tx, execute: (sql: string, params?: unknown[]) => ((counted.statements += 1), tx.execute(sql, params)) } };
+      return counted;
+    };
+
+    // Arrange + Act: three enqueue calls (one empty) in a transaction that rolls back
     const rolledBack = [stockEvent(), stockEvent()];
     await expect(
-      sequelize.transaction(async (transaction) => {
-        await enqueue(sequelize, transaction, rolledBack);
+      pg.transaction(async (tx) => {
+        enqueue(tx, rolledBack.slice(0, 1));
+        enqueue(tx, rolledBack.slice(1));
         throw new Error('roll back');
       }),
     ).rejects.toThrow('roll back');
+
+    // Assert: nothing written, nobody woken
     expect(wakes).toBe(0);
     expect(await outboxRows(rolledBack.map((e) => e.id))).toEqual([]);
 
-    const committed = [stockEvent(), stockEvent()];
-    await sequelize.transaction((transaction) => enqueue(sequelize, transaction, committed));
+    // Act: the same in a transaction that commits
+    const committed = [stockEvent(), stockEvent(), stockEvent()];
+    const ids = committed.map((e) => e.id);
+    const statements = await pg.transaction(async (tx) => {
+      const counted = counting(tx);
+      enqueue(counted.tx, committed.slice(0, 1));
+      enqueue(counted.tx, []);
+      enqueue(counted.tx, committed.slice(1));
+      expect(await outboxCount(tx, ids)).toBe(0); // buffered: not even this transaction sees a row yet
+      return counted;
+    });
+
+    // Assert: one statement wrote all three rows, in enqueue order, after which the relays were woken once
+    expect(statements.statements).toBe(1);
     expect(wakes).toBe(1);
-    const rows = await sequelize.query<{ id: string; topic: string; type: string; aggregate_id: string; envelope: EventEnvelope }>(
+    const rows = await pg.query<{ id: string; topic: string; type: string; aggregate_id: string; envelope: EventEnvelope }>(
       'SELECT id, topic, type, aggregate_id, envelope FROM outbox WHERE id = ANY($1) ORDER BY seq',
-      { bind: [committed.map((e) => e.id)], type: QueryTypes.SELECT },
+      [ids],
     );
     expect(rows).toEqual(committed.map((e) => ({ id: e.id, topic: 'inventory', type: 'StockLevelSet', aggregate_id: e.aggregateId, envelope: e })));
-    await sequelize.query("UPDATE outbox SET published_at = now() WHERE topic = 'inventory'"); // keep other tests' relays off the real topic
+    await pg.execute('UPDATE outbox SET published_at = now() WHERE topic = $1', ['inventory']); // keep other tests' relays off the real topic
   });
 
   it('when rows are pending, then the relay publishes each topic in seq order and marks the rows published', async () => {
@@ -209,8 +228,8 @@ describe('outbox relay', () => {
     const aggregates = Array.from({ length: 10 }, () => randomUUID());
     const rows = Array.from({ length: 200 }, (_, i) => ({ topic, event: stockEvent(aggregates[i % 10], i) }));
     await insertOutbox(rows);
-    const replicaDb = createSequelize(db.url);
-    cleanups.push(() => replicaDb.close());
+    const replica = createSequelize(db.url);
+    cleanups.push(() => replica.close());
 
     const counted = (transport: Transport) => {
       const replica = { transport: { ...transport, publish: (t: string, events: EventEnvelope[]) => transport.publish(t, events).then(() => void (replica.published += events.length)) }, published: 0 };
@@ -220,7 +239,7 @@ describe('outbox relay', () => {
 
     // Act
     relay({ transport: one.transport, batchSize: 7 });
-    relay({ transport: two.transport, batchSize: 7, sequelize: replicaDb });
+    relay({ transport: two.transport, batchSize: 7, db: dbOf(replica) });
 
     // Assert
     const ids = rows.map((r) => r.event.id);
@@ -245,11 +264,11 @@ describe('outbox retention', () => {
     const topic = newTopic();
     const [old, recent, pending] = [stockEvent(), stockEvent(), stockEvent()];
     await insertOutbox([old, recent, pending].map((event) => ({ topic, event })));
-    await sequelize.query(
+    await pg.execute(
       `UPDATE outbox SET created_at = now() - interval '30 hours',
          published_at = CASE id WHEN $1::uuid THEN now() - interval '25 hours' WHEN $2::uuid THEN now() - interval '1 hour' END
        WHERE id = ANY($3)`,
-      { bind: [old.id, recent.id, [old.id, recent.id, pending.id]] },
+      [old.id, recent.id, [old.id, recent.id, pending.id]],
     );
     // a broker that refuses everything, so the relay leaves the pending row pending
     const refusing = { ...redisTransport(), publish: async () => Promise.reject(new Error('broker down')) } as Transport;

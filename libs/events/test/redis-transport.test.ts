@@ -22,8 +22,8 @@ const cleanup = async ({ topics, groups }: { topics: string[]; groups: string[] 
 describe('redis transport contract', () => {
   transportContract(() => ({
     create,
-    publishRaw: async (topic, _key, value) => {
-      await redis.xadd(streamKey(topic), '*', 'envelope', value);
+    publishRaw: async (topic, _key, value, type) => {
+      await redis.xadd(streamKey(topic), '*', ...(type ? ['type', type] : []), 'envelope', value);
     },
     cleanup,
   }));
@@ -213,7 +213,7 @@ describe('redis transport (redis only)', () => {
 
     expect(results.sort()).toEqual([false, true]);
     await eventually(() => expect(handled).toEqual([event.id]));
-    const entries = (await redis.xrange(streamKey(topic), '-', '+')).filter(([, fields]) => fields[1].includes(event.id));
+    const entries = (await redis.xrange(streamKey(topic), '-', '+')).filter(([, fields]) => fields[fields.indexOf('envelope') + 1].includes(event.id));
     expect(entries).toHaveLength(2); // the original and one replay, not two
   });
 });

@@ -8,8 +8,8 @@ import { devSigning, eventually, stockEvent, uniqueName } from './support';
 export interface TransportHarness {
   /** A new transport instance (a new "process"); the suite closes it. */
   create(): Transport;
-  /** Writes bytes to a topic the way a broken producer would, bypassing the envelope. */
-  publishRaw(topic: string, key: string, value: string): Promise<void>;
+  /** Writes bytes to a topic the way a broken producer would, bypassing the envelope; `type` as publish labels it. */
+  publishRaw(topic: string, key: string, value: string, type?: string): Promise<void>;
   /** Deletes what the test created (Redis streams); Kafka topics vanish with the mock cluster. */
   cleanup(names: { topics: string[]; groups: string[] }): Promise<void>;
 }
@@ -238,6 +238,50 @@ export function transportContract(harness: () => TransportHarness) {
     expect(letters.map((l) => (l.envelope as { id: string }).id).sort()).toEqual([forged.id, tampered.id].sort());
     for (const letter of letters) expect(letter).toMatchObject({ attempts: 0, reason: expect.stringContaining('unauthentic event') });
     expect(consumer.calls()).toBe(1);
+  });
+
+  it('when a subscriber handles batches of its types, then a run is handed over at once in order, another type is skipped unread, and a failed run falls back message by message', async () => {
+    // Arrange: one aggregate (one partition), its third event poison, and a message of a type not subscribed to
+    const bus = transport();
+    const [t, g] = [topic(), group()];
+    const aggregate = randomUUID();
+    const events = Array.from({ length: 5 }, (_, i) => stockEvent(aggregate, i));
+    const poison = events[2];
+    const batches: string[][] = [];
+    const handled: string[] = [];
+    const refuse = (event: EventEnvelope) => {
+      if (event.id === poison.id) throw new Error('poison');
+    };
+
+    // Act
+    await bus.subscribe({
+      group: g,
+      topics: [t],
+      types: ['StockLevelSet'],
+      maxAttempts: 2,
+      retryBackoffMs: 10,
+      handleBatch: async (batch) => {
+        batches.push(batch.map((e) => e.id));
+        batch.forEach(refuse); // all or nothing, as one transaction
+        handled.push(...batch.map((e) => e.id));
+      },
+      handle: async (event) => {
+        refuse(event);
+        handled.push(event.id);
+      },
+    });
+    await harness().publishRaw(t, aggregate, 'not json, and of another type {', 'LowStock');
+    await bus.publish(t, events);
+
+    // Assert: the run went to handleBatch whole, then each event alone, in order; only the poison is dead-lettered
+    await eventually(() => expect(handled).toEqual(events.filter((e) => e !== poison).map((e) => e.id)));
+    expect(batches[0]).toEqual(events.map((e) => e.id));
+    const [letter] = await eventually(async () => {
+      const letters = await bus.listDeadLetters(g);
+      expect(letters).toHaveLength(1);
+      return letters;
+    });
+    expect(letter).toMatchObject({ attempts: 2, envelope: { id: poison.id } });
   });
 
   it('when a handler fails for a while (a short outage) and then recovers, then the message is handled and not dead-lettered; failing past retryForMs dead-letters it', async () => {
