@@ -42,14 +42,14 @@ interface PgConnection {
  * and named prepared statements as `sequelize.query`, without the ORM's per-call work (≈ 550 → 300 µs
  * of Node CPU for the saga's six-statement transaction, tools/bench/README.md).
  */
-function txOf(transaction: Transaction): { tx: Tx; beforeCommit: () => Promise<void> } {
+function txOf(transaction: Transaction, afterCommit: (() => void)[]): { tx: Tx; beforeCommit: () => Promise<void> } {
   const connection = () => (transaction as unknown as { connection: PgConnection }).connection;
   const hooks: (() => Promise<void>)[] = [];
   const tx: Tx = {
     query: async <T extends object>(sql: string, params: unknown[] = []) => (await connection().query(sql, params)).rows as T[],
     execute: async (sql, params = []) => (await connection().query(sql, params)).rowCount ?? 0,
     beforeCommit: (fn) => void hooks.push(fn),
-    afterCommit: (fn) => transaction.afterCommit(() => fn()),
+    afterCommit: (fn) => void afterCommit.push(fn),
   };
   const beforeCommit = async () => {
     for (let i = 0; i < hooks.length; i++) await hooks[i]();
@@ -66,12 +66,18 @@ export function dbOf(sequelize: Sequelize): Db {
       // Sequelize resolves an INSERT's count as a number, every other statement's as pg's result.
       return typeof result === 'number' ? result : (result?.rowCount ?? 0);
     },
-    transaction: (fn) =>
-      sequelize.transaction(async (transaction) => {
-        const { tx, beforeCommit } = txOf(transaction);
-        const result = await fn(tx);
+    transaction: async (fn) => {
+      // Not sequelize's afterCommit: it runs its hooks in a `finally`, so also when the COMMIT itself
+      // fails (a deferred constraint, a serialization failure). These run only once it succeeded.
+      const afterCommit: (() => void)[] = [];
+      const result = await sequelize.transaction(async (transaction) => {
+        const { tx, beforeCommit } = txOf(transaction, afterCommit);
+        const value = await fn(tx);
         await beforeCommit();
-        return result;
-      }),
+        return value;
+      });
+      for (const hook of afterCommit) hook();
+      return result;
+    },
   };
 }

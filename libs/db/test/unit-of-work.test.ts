@@ -9,7 +9,10 @@ beforeAll(async () => {
   database = await createTestDatabase('db');
   sequelize = createSequelize(database.url, { poolMax: 3 });
   db = dbOf(sequelize);
-  await sequelize.query('CREATE TABLE notes (id serial PRIMARY KEY, owner text NOT NULL, body text NOT NULL, big bigint NOT NULL DEFAULT 9007199254740993, at timestamptz NOT NULL DEFAULT now())');
+  await sequelize.query(`CREATE TABLE notes (
+    id serial PRIMARY KEY, owner text NOT NULL, body text NOT NULL, big bigint NOT NULL DEFAULT 9007199254740993, at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT notes_unique_body UNIQUE (owner, body) DEFERRABLE INITIALLY DEFERRED
+  )`);
 });
 afterAll(async () => {
   await sequelize.close();
@@ -102,6 +105,22 @@ describe('unit of work hooks', () => {
 
     expect(seen).toHaveLength(1);
     expect(await seen[0]).toEqual(['body', 'last write']);
+  });
+
+  it('when the COMMIT itself fails (a deferred constraint), then transaction() rejects and afterCommit never runs', async () => {
+    const owner = newOwner();
+    const ran: string[] = [];
+
+    await expect(
+      db.transaction(async (tx) => {
+        tx.afterCommit(() => void ran.push('afterCommit'));
+        await note(tx, owner, 'same');
+        await note(tx, owner, 'same'); // checked only at COMMIT
+      }),
+    ).rejects.toMatchObject({ original: { code: '23505', constraint: 'notes_unique_body' } });
+
+    expect(ran).toEqual([]);
+    expect(await committedBodies(owner)).toEqual([]);
   });
 
   it('when the work throws, then everything rolls back: no hook runs after it, afterCommit never runs', async () => {
