@@ -20,7 +20,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
   name: 'order-service',
   schema: configSchema,
   migrations,
-  async setup({ config, logger, metrics, sequelize, db, redis, transport, faults }) {
+  async setup({ config, logger, metrics, db, redis, transport, faults }) {
     const outcomes = new Counter({ name: 'saga_outcomes_total', help: 'Checkout sagas by outcome', labelNames: ['outcome'] as const, registers: [metrics.registry] });
     const duration = new Histogram({
       name: 'saga_duration_seconds',
@@ -58,7 +58,7 @@ export const service: ServiceDefinition<typeof configSchema> = {
     });
     const app = createApp({ logger, metrics, faults });
     // Load shedding for POST /orders: sagas in flight (all replicas), then this replica's own work.
-    const admission = sagaAdmission({ sequelize, targetLatencyMs: config.ORDER_TARGET_LATENCY_MS, minPending: config.ORDER_MIN_PENDING, maxPending: config.ORDER_MAX_PENDING, windowMs: config.ORDER_THROUGHPUT_WINDOW_MS, intervalMs: config.ORDER_ADMISSION_INTERVAL_MS, logger, registry: metrics.registry });
+    const admission = sagaAdmission({ db, targetLatencyMs: config.ORDER_TARGET_LATENCY_MS, minPending: config.ORDER_MIN_PENDING, maxPending: config.ORDER_MAX_PENDING, windowMs: config.ORDER_THROUGHPUT_WINDOW_MS, intervalMs: config.ORDER_ADMISSION_INTERVAL_MS, logger, registry: metrics.registry });
     const placement = shedLoad({ concurrency: config.ORDER_PLACEMENT_CONCURRENCY, queue: config.ORDER_PLACEMENT_QUEUE });
     orderApi(useCases, authFromConfig(config, { redis, logger }), [admission.guard, placement]).mount(app);
     const consumer = await startSagaConsumer({ transport, db, saga });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import request from 'supertest';
-import { type Sequelize, createSequelize, migrate } from '@cloudretail/db';
+import { type Sequelize, createSequelize, dbOf, migrate } from '@cloudretail/db';
 import { createLogger } from '@cloudretail/logging';
 import { Registry } from '@cloudretail/metrics';
 import { createTestDatabase } from '@cloudretail/testing';
@@ -115,7 +115,7 @@ describe('the admission limit follows measured throughput (ORDER_TARGET_LATENCY_
     cleanups.push(() => sequelize.close());
     await migrate(sequelize, migrations, 'up');
     const registry = new Registry();
-    const admission = sagaAdmission({ sequelize, ...settings, intervalMs: 3_600_000, logger, registry });
+    const admission = sagaAdmission({ db: dbOf(sequelize), ...settings, intervalMs: 3_600_000, logger, registry });
     cleanups.push(() => admission.closer.close());
     await admission.refresh(); // the count at start
     const app = express().post('/orders', admission.guard, (_req, res) => {
@@ -125,13 +125,14 @@ describe('the admission limit follows measured throughput (ORDER_TARGET_LATENCY_
     return { sequelize, admission, post: () => request(app).post('/orders'), gauge };
   }
 
-  /** `count` orders in `status`, last changed `secondsAgo`. */
-  const insertOrders = (sequelize: Sequelize, count: number, status: 'PENDING' | 'CONFIRMED' | 'CANCELLED', secondsAgo = 1) =>
+  /** `count` orders in `status`, last changed evenly over the `spreadSeconds` before `agoSeconds` ago (a steady rate). */
+  const insertOrders = (sequelize: Sequelize, count: number, status: 'PENDING' | 'CONFIRMED' | 'CANCELLED', { spreadSeconds = 60, agoSeconds = 0 } = {}) =>
     sequelize.query(
       `INSERT INTO orders (id, user_id, status, step, total_cents, currency, updated_at)
-       SELECT gen_random_uuid(), $1, $2, CASE WHEN $2 = 'PENDING' THEN 'AWAITING_PAYMENT' ELSE 'DONE' END, 100, 'EUR', now() - $4 * interval '1 second'
-       FROM generate_series(1, $3)`,
-      { bind: [randomUUID(), status, count, secondsAgo] },
+       SELECT gen_random_uuid(), $1, $2, CASE WHEN $2 = 'PENDING' THEN 'AWAITING_PAYMENT' ELSE 'DONE' END, 100, 'EUR',
+              now() - ($4 + $5 * (g - 0.5) / $3) * interval '1 second'
+       FROM generate_series(1, $3) AS g`,
+      { bind: [randomUUID(), status, count, agoSeconds, spreadSeconds] },
     );
 
   const statuses = (responses: request.Response[]) => responses.map((r) => r.status);
@@ -143,10 +144,10 @@ describe('the admission limit follows measured throughput (ORDER_TARGET_LATENCY_
 
   it('when 600 sagas finished in the last minute (10/s), then the limit is 10/s × 1 s: 10 in flight are admitted and the 11th is shed', async () => {
     const { sequelize, admission, post, gauge } = await admissionOnOwnDatabase();
-    await insertOrders(sequelize, 400, 'CONFIRMED', 30);
-    await insertOrders(sequelize, 200, 'CANCELLED', 50);
-    await insertOrders(sequelize, 1000, 'CONFIRMED', 120); // before the window: not part of the rate
-    await insertOrders(sequelize, 7, 'PENDING');
+    await insertOrders(sequelize, 400, 'CONFIRMED');
+    await insertOrders(sequelize, 200, 'CANCELLED');
+    await insertOrders(sequelize, 1000, 'CONFIRMED', { agoSeconds: 120, spreadSeconds: 0 }); // before the window: not part of the rate
+    await insertOrders(sequelize, 7, 'PENDING', { spreadSeconds: 1 });
 
     await admission.refresh();
 
@@ -173,6 +174,16 @@ describe('the admission limit follows measured throughput (ORDER_TARGET_LATENCY_
     expect(await gauge('saga_admission_limit')).toBe(50);
   });
 
+  it('when sagas start finishing after an idle spell, then the limit follows the new rate within a second, not over the whole window', async () => {
+    const { sequelize, admission, gauge } = await admissionOnOwnDatabase();
+    await insertOrders(sequelize, 20, 'CONFIRMED', { spreadSeconds: 2 }); // 10/s for the last 2 s of a 60 s window
+
+    await admission.refresh();
+
+    // 20 ÷ 2 s = 10/s (20 ÷ 60 s would be 0.33/s: the floor, and a slow ramp after every start)
+    expect(await gauge('saga_admission_limit')).toBe(10);
+  });
+
   it('when little or nothing finishes, then the floor (ORDER_MIN_PENDING) is still admitted', async () => {
     const { sequelize, admission, post, gauge } = await admissionOnOwnDatabase();
     expect(await gauge('saga_admission_limit')).toBe(3);
@@ -190,7 +201,7 @@ describe('the admission limit follows measured throughput (ORDER_TARGET_LATENCY_
   it('when far more sagas are in flight than the limit, then retry-after is the time the measured rate needs to make room', async () => {
     const { sequelize, admission, post } = await admissionOnOwnDatabase();
     await insertOrders(sequelize, 600, 'CONFIRMED'); // 10/s: a limit of 10
-    await insertOrders(sequelize, 40, 'PENDING');
+    await insertOrders(sequelize, 40, 'PENDING', { spreadSeconds: 1 });
     await admission.refresh();
 
     const shed = await post();

@@ -1,11 +1,11 @@
-import { QueryTypes, type Sequelize } from '@cloudretail/db';
+import type { Db } from '@cloudretail/db';
 import { type RequestHandler, shed } from '@cloudretail/http';
 import type { Logger } from '@cloudretail/logging';
 import { Gauge, type Registry } from '@cloudretail/metrics';
 import { type Closer, repeat } from '@cloudretail/shutdown';
 
 export interface SagaAdmissionOptions {
-  sequelize: Sequelize;
+  db: Db;
   /** The time from POST /orders to a final status that admission aims to keep (Little's law). */
   targetLatencyMs: number;
   /** Always admitted up to this many sagas in flight, so an idle system takes work and so measures its throughput. */
@@ -47,21 +47,25 @@ interface Measure {
  * It assumes a saga's own work is well under the target (the rest is queueing): a saga that alone
  * takes longer than the target caps throughput at minPending ÷ its duration.
  */
-export function sagaAdmission({ sequelize, targetLatencyMs, minPending, maxPending, windowMs, intervalMs, logger, registry }: SagaAdmissionOptions): SagaAdmission {
+export function sagaAdmission({ db, targetLatencyMs, minPending, maxPending, windowMs, intervalMs, logger, registry }: SagaAdmissionOptions): SagaAdmission {
   const pendingGauge = new Gauge({ name: 'saga_pending_orders', help: 'Orders whose saga is in flight (PENDING), as admission control last counted them', registers: [registry] });
   const limitGauge = new Gauge({ name: 'saga_admission_limit', help: 'Sagas in flight (all replicas) at which POST /orders is shed: finish rate × target latency, clamped', registers: [registry] });
   const windowSeconds = windowMs / 1000;
   let measure: Measure = { pending: 0, rate: 0, limit: Math.min(minPending, maxPending) };
 
+  // The rate is over the time the window's finished sagas span (at least a second), not the whole
+  // window: after an idle spell (a start, a deploy) the limit follows the new throughput within a
+  // second instead of ramping up over the window.
   const count = () =>
-    sequelize
-      .query<{ pending: string; finished: string }>(
-        `SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING') AS pending,
-                (SELECT count(*) FROM orders WHERE status <> 'PENDING' AND updated_at > now() - $1 * interval '1 millisecond') AS finished`,
-        { bind: [windowMs], type: QueryTypes.SELECT },
+    db
+      .query<{ pending: string; finished: string; seconds: number }>(
+        `SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING') AS pending, f.finished,
+                least($2::float8, greatest(1, extract(epoch FROM now() - f.oldest)::float8)) AS seconds
+         FROM (SELECT count(*) AS finished, min(updated_at) AS oldest FROM orders WHERE status <> 'PENDING' AND updated_at > now() - $1 * interval '1 millisecond') f`,
+        [windowMs, windowSeconds],
       )
       .then(([row]) => {
-        const rate = Number(row.finished) / windowSeconds;
+        const rate = Number(row.finished) / Number(row.seconds ?? windowSeconds);
         const limit = Math.min(maxPending, Math.max(minPending, Math.floor((rate * targetLatencyMs) / 1000)));
         measure = { pending: Number(row.pending), rate, limit };
         pendingGauge.set(measure.pending);
