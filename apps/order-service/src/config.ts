@@ -12,7 +12,7 @@ export const configSchema = z.object({
   ORDER_PLACEMENT_CONCURRENCY: positiveInt(8).describe('POST /orders handled at once per replica, so that under overload the saga consumers still get database connections'),
   ORDER_PLACEMENT_QUEUE: positiveInt(16).describe('POST /orders waiting for a turn; beyond that the answer is 503 with retry-after (load shedding)'),
   ORDER_TARGET_LATENCY_MS: positiveInt(400).describe('Time from POST /orders to a final status that admission control aims at: new orders get 503 with retry-after while more sagas are in flight (all replicas) than finish per second × this'),
-  ORDER_MIN_PENDING: positiveInt(20).describe('Sagas in flight always admitted, whatever the measured throughput, so an idle system takes work and can measure it'),
+  ORDER_MIN_PENDING: positiveInt(50).describe('Sagas in flight always admitted, whatever the measured throughput, so an idle system takes work and can measure it'),
   ORDER_MAX_PENDING: positiveInt(200).describe('Sagas in flight (all replicas) never exceeded, whatever the measured throughput: the hard ceiling of admission control'),
   ORDER_THROUGHPUT_WINDOW_MS: positiveInt(5_000).describe('Admission control measures throughput as the sagas finished over this trailing window (longer: steadier, slower to follow)'),
   ORDER_ADMISSION_INTERVAL_MS: positiveInt(200).describe('How often the sagas in flight and finished are counted for admission control'),

@@ -9,7 +9,7 @@ let child: ChildService | undefined;
 
 beforeAll(async () => {
   // A queue for the whole batch: this test is about the crash, not about load shedding.
-  system = await startSystem({ without: ['order-service'], env: { 'order-service': { EVENT_CLAIM_IDLE_MS: '1000', ORDER_PLACEMENT_QUEUE: '64' } } });
+  system = await startSystem({ without: ['order-service'], env: { 'order-service': { EVENT_CLAIM_IDLE_MS: '1000', ORDER_PLACEMENT_QUEUE: '64', ORDER_MIN_PENDING: '64' } } });
   database = await createTestDatabase('orders_crash');
 }, 60_000);
 afterAll(async () => {

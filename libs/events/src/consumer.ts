@@ -20,6 +20,11 @@ export interface ConsumerOptions extends RetryPolicy {
    * cannot deadlock each other.
    */
   prepare?: (events: EventEnvelope[], tx: Tx) => Promise<void>;
+  /**
+   * Events of a handled type that this consumer can tell from the event alone it has nothing to do
+   * with: acknowledged without a transaction or an inbox row.
+   */
+  ignore?: (event: EventEnvelope) => boolean;
   /** Stable name of this consumer within the group (defaults to host and pid). */
   consumerName?: string;
 }
@@ -36,20 +41,21 @@ export interface ConsumerOptions extends RetryPolicy {
  * A handler that decides an event changes nothing must return without writing rather than throw:
  * a throw rolls back the whole batch (then every event of it is handled on its own).
  */
-export async function startConsumer({ transport, db, group, handlers, prepare, consumerName, ...policy }: ConsumerOptions): Promise<Closer> {
+export async function startConsumer({ transport, db, group, handlers, prepare, ignore, consumerName, ...policy }: ConsumerOptions): Promise<Closer> {
   const types = Object.keys(handlers) as EventType[];
   const handlerOf = (type: string) => (handlers as Record<string, (payload: unknown, tx: Tx, event: EventEnvelope) => Promise<unknown>>)[type];
 
-  const handleBatch = (events: EventEnvelope[]) =>
-    db.transaction(async (tx) => {
-      const ours = events.filter((e) => handlerOf(e.type));
-      if (!ours.length) return;
+  const handleBatch = async (events: EventEnvelope[]) => {
+    const ours = events.filter((e) => handlerOf(e.type) && !ignore?.(e));
+    if (!ours.length) return;
+    await db.transaction(async (tx) => {
       const fresh = await claimInbox(tx, group, ours.map((e) => e.id));
       const todo = ours.filter((e) => fresh.delete(e.id)); // a message read twice in one batch is handled once
       if (!todo.length) return;
       await prepare?.(todo, tx);
       for (const event of todo) await handlerOf(event.type)(event.payload, tx, event);
     });
+  };
 
   const subscription = await transport.subscribe({
     group,

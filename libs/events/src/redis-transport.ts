@@ -28,8 +28,10 @@ export interface RedisTransportOptions {
   claimIdleMs?: number;
   /** How long one `XREADGROUP` waits for new messages. */
   blockMs?: number;
-  /** Messages read per `XREADGROUP`. */
+  /** Messages read per `XREADGROUP`, and the most one batch (one transaction of `handleBatch`) holds. */
   batchSize?: number;
+  /** How long the batch worker waits for more messages before handling a batch that is not full. */
+  batchLingerMs?: number;
   /** Aggregates of a read batch handled at once; one aggregate's messages are always handled one at a time, in order. */
   concurrency?: number;
   /** Retry policy defaults of every subscription (each may override them). */
@@ -101,6 +103,7 @@ export function createRedisTransport({
   claimIdleMs = 30_000,
   blockMs = 5_000,
   batchSize = 50,
+  batchLingerMs = 0,
   concurrency = 8,
   maxAttempts,
   retryForMs,
@@ -239,6 +242,8 @@ export function createRedisTransport({
     function runBatches(handleBatch: NonNullable<SubscribeOptions['handleBatch']>) {
       batching ??= (async () => {
         while (batchQueue.length && !signal.aborted) {
+          // The read loop goes on meanwhile: what it takes joins this batch.
+          if (batchLingerMs && batchQueue.length < batchSize) await sleep(batchLingerMs);
           const entries = batchQueue.splice(0, batchSize);
           await runBatch(entries, handleBatch).catch((error: unknown) => {
             // Not a handler failure (the dead-letter write failed): the messages are still ours, take them again.

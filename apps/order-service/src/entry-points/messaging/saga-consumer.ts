@@ -16,7 +16,9 @@ export async function startSagaConsumer({ transport, db, saga }: { transport: Tr
     transport,
     db,
     group: CONSUMER_GROUP,
-    prepare: (events, tx) => saga.lockOrders(events.flatMap((e) => (e.type === 'StockReserved' && (e.payload as { payment?: unknown }).payment ? [] : [(e.payload as { orderId: string }).orderId])), tx),
+    // StockReserved with the payment request on it is payment-service's business, not ours (older orders' facts have none).
+    ignore: (e) => e.type === 'StockReserved' && (e.payload as { payment?: unknown }).payment !== undefined,
+    prepare: (events, tx) => saga.lockOrders(events.map((e) => (e.payload as { orderId: string }).orderId), tx),
     handlers: {
       StockReserved: saga.onStockReserved,
       StockReservationFailed: saga.onStockReservationFailed,
