@@ -1,5 +1,4 @@
-import type { Sequelize, Transaction } from 'sequelize';
-import { QueryTypes } from 'sequelize';
+import type { Sequelize } from 'sequelize';
 
 /**
  * One database transaction as the domain sees it: parameterised statements, and hooks around the
@@ -36,47 +35,63 @@ interface PgConnection {
   query(text: string, values?: unknown[]): Promise<PgResult>;
 }
 
-/**
- * The `Tx` of a sequelize transaction, and the function that runs its before-commit hooks. Its
- * statements go straight to the transaction's pg connection: the same connection, type parsers
- * and named prepared statements as `sequelize.query`, without the ORM's per-call work (≈ 550 → 300 µs
- * of Node CPU for the saga's six-statement transaction, tools/bench/README.md).
- */
-function txOf(transaction: Transaction, afterCommit: (() => void)[]): { tx: Tx; beforeCommit: () => Promise<void> } {
-  const connection = () => (transaction as unknown as { connection: PgConnection }).connection;
-  const hooks: (() => Promise<void>)[] = [];
-  const tx: Tx = {
-    query: async <T extends object>(sql: string, params: unknown[] = []) => (await connection().query(sql, params)).rows as T[],
-    execute: async (sql, params = []) => (await connection().query(sql, params)).rowCount ?? 0,
-    beforeCommit: (fn) => void hooks.push(fn),
-    afterCommit: (fn) => void afterCommit.push(fn),
-  };
-  const beforeCommit = async () => {
-    for (let i = 0; i < hooks.length; i++) await hooks[i]();
-  };
-  return { tx, beforeCommit };
+/** Sequelize's connection pool, as the unit of work uses it. */
+interface Pool {
+  getConnection(options?: { type?: string }): Promise<PgConnection>;
+  releaseConnection(connection: PgConnection): Promise<void>;
+  destroyConnection(connection: PgConnection): Promise<void>;
 }
 
-/** A {@link Db} over the process's sequelize instance (its one pool). */
+/**
+ * A {@link Db} over the process's sequelize instance: its one pool, its pg connections (with their
+ * type parsers and named prepared statements), without the ORM's per-call work. A transaction is
+ * BEGIN … COMMIT on one pooled connection; its statements, and the statements outside one, go
+ * straight to pg. In the checkout bench this took order-service's share of sequelize from a third
+ * of its CPU to near nothing (tools/bench/README.md). Migrations stay on sequelize (umzug).
+ */
 export function dbOf(sequelize: Sequelize): Db {
+  const pool = sequelize.connectionManager as unknown as Pool;
+
+  async function withConnection<T>(fn: (connection: PgConnection) => Promise<T>): Promise<T> {
+    const connection = await pool.getConnection({ type: 'SELECT' });
+    try {
+      return await fn(connection);
+    } finally {
+      await pool.releaseConnection(connection);
+    }
+  }
+
   return {
-    query: <T extends object>(sql: string, params: unknown[] = []) => sequelize.query<T>(sql, { bind: params, type: QueryTypes.SELECT }),
-    execute: async (sql, params = []) => {
-      const [, result] = (await sequelize.query(sql, { bind: params })) as [unknown, number | { rowCount?: number | null } | undefined];
-      // Sequelize resolves an INSERT's count as a number, every other statement's as pg's result.
-      return typeof result === 'number' ? result : (result?.rowCount ?? 0);
-    },
-    transaction: async (fn) => {
-      // Not sequelize's afterCommit: it runs its hooks in a `finally`, so also when the COMMIT itself
-      // fails (a deferred constraint, a serialization failure). These run only once it succeeded.
-      const afterCommit: (() => void)[] = [];
-      const result = await sequelize.transaction(async (transaction) => {
-        const { tx, beforeCommit } = txOf(transaction, afterCommit);
-        const value = await fn(tx);
-        await beforeCommit();
-        return value;
-      });
-      for (const hook of afterCommit) hook();
+    query: <T extends object>(sql: string, params: unknown[] = []) => withConnection(async (c) => (await c.query(sql, params)).rows as T[]),
+    execute: (sql, params = []) => withConnection(async (c) => (await c.query(sql, params)).rowCount ?? 0),
+    async transaction(fn) {
+      const connection = await pool.getConnection();
+      const before: (() => Promise<void>)[] = [];
+      const after: (() => void)[] = [];
+      const tx: Tx = {
+        query: async <T extends object>(sql: string, params: unknown[] = []) => (await connection.query(sql, params)).rows as T[],
+        execute: async (sql, params = []) => (await connection.query(sql, params)).rowCount ?? 0,
+        beforeCommit: (hook) => void before.push(hook),
+        afterCommit: (hook) => void after.push(hook),
+      };
+      let result;
+      try {
+        await connection.query('BEGIN');
+        result = await fn(tx);
+        for (let i = 0; i < before.length; i++) await before[i](); // hooks may add hooks
+        await connection.query('COMMIT');
+      } catch (error) {
+        // A connection that cannot even roll back is in an unknown state: it leaves the pool.
+        const rolledBack = await connection.query('ROLLBACK').then(
+          () => true,
+          () => false,
+        );
+        await (rolledBack ? pool.releaseConnection(connection) : pool.destroyConnection(connection));
+        throw error;
+      }
+      await pool.releaseConnection(connection);
+      // Only once the COMMIT succeeded (never after a rollback or a failed COMMIT).
+      for (const hook of after) hook();
       return result;
     },
   };

@@ -117,7 +117,7 @@ describe('unit of work hooks', () => {
         await note(tx, owner, 'same');
         await note(tx, owner, 'same'); // checked only at COMMIT
       }),
-    ).rejects.toMatchObject({ original: { code: '23505', constraint: 'notes_unique_body' } });
+    ).rejects.toMatchObject({ code: '23505', constraint: 'notes_unique_body' });
 
     expect(ran).toEqual([]);
     expect(await committedBodies(owner)).toEqual([]);

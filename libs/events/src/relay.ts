@@ -6,6 +6,10 @@ import type { Logger } from '@cloudretail/logging';
 import type { EventEnvelope } from './envelope';
 import type { Transport } from './transport';
 
+/** How far below the highest seq claimed a round starts, and how often a round starts at 0 (see `fromSeq`). */
+const SEQ_MARGIN = 1_000;
+const FULL_SCAN_MS = 1_000;
+
 export interface OutboxRelayOptions {
   db: Db;
   transport: Transport;
@@ -43,6 +47,7 @@ export interface OutboxRelay {
 
 interface Row {
   id: string;
+  seq: string;
   topic: string;
   aggregate_id: string;
   envelope: EventEnvelope;
@@ -65,27 +70,55 @@ export function startOutboxRelay({
   retentionHours = 24,
   sweepIntervalMs = 15 * 60_000,
 }: OutboxRelayOptions): OutboxRelay {
-  async function claim(tx: Tx): Promise<Row[]> {
+  /**
+   * Claims pending rows in `seq` order and marks them published, in one statement; the round's
+   * transaction holds them while they are published, and a row that could not be published is
+   * unmarked before the commit. Resolves the rows to publish now, and whether the claim was full
+   * (so more may be waiting).
+   */
+  async function claim(tx: Tx, fromSeq: number): Promise<{ rows: Row[]; full: boolean }> {
     // `busy`: a pending row of the same aggregate, earlier in seq order, that we did not get is held
     // by another relay: leave that aggregate to it, or its events could overtake each other.
     // The check walks outbox_pending_aggregate (one index probe per row), not every pending row.
-    const rows = await tx.query<Row & { busy: boolean }>(
+    // Every part of the statement sees the outbox as it was before the UPDATE.
+    const rows = await tx.query<Row & { claimed: string }>(
       `WITH claimed AS (
-         SELECT id, seq, topic, aggregate_id, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+         SELECT id, seq, aggregate_id FROM outbox WHERE published_at IS NULL AND seq >= $2 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+       ), busy AS (
+         SELECT c.aggregate_id FROM claimed c CROSS JOIN LATERAL (
+           SELECT 1 FROM outbox e WHERE e.aggregate_id = c.aggregate_id AND e.published_at IS NULL AND e.seq < c.seq AND e.id NOT IN (SELECT id FROM claimed) LIMIT 1
+         ) earlier
+       ), marked AS (
+         UPDATE outbox o SET published_at = now() FROM claimed c
+         WHERE o.id = c.id AND c.aggregate_id NOT IN (SELECT aggregate_id FROM busy)
+         RETURNING o.id, o.seq, o.topic, o.aggregate_id, o.envelope
        )
-       SELECT id, topic, aggregate_id, envelope, EXISTS (
-         SELECT 1 FROM outbox e WHERE e.published_at IS NULL AND e.aggregate_id = c.aggregate_id AND e.seq < c.seq AND e.id NOT IN (SELECT id FROM claimed)
-       ) AS busy
-       FROM claimed c ORDER BY seq`,
-      [batchSize],
+       SELECT id, seq, topic, aggregate_id, envelope, (SELECT count(*) FROM claimed) AS claimed FROM marked ORDER BY seq`,
+      [batchSize, fromSeq],
     );
-    const skip = new Set(rows.filter((r) => r.busy).map((r) => r.aggregate_id));
-    return rows.filter((r) => !skip.has(r.aggregate_id));
+    return { rows, full: rows.length > 0 && Number(rows[0].claimed) >= batchSize };
   }
+
+  /**
+   * Where a round's claim starts. Published rows leave dead entries at the head of the pending
+   * index until a vacuum; a claim that starts at the beginning walks all of them (milliseconds per
+   * round after a few thousand events). So most rounds start a little below the highest seq this
+   * relay has claimed: a row numbered earlier that commits late (a "straggler") is still found,
+   * unless it is more than SEQ_MARGIN behind. Every FULL_SCAN_MS a round starts at 0 and finds
+   * those too. Order per aggregate holds either way: the busy check looks at every pending row.
+   */
+  let highestSeq = 0;
+  let lastFullScan = 0;
+  const fromSeq = () => {
+    if (Date.now() - lastFullScan < FULL_SCAN_MS) return Math.max(0, highestSeq - SEQ_MARGIN);
+    lastFullScan = Date.now();
+    return 0;
+  };
 
   async function runOnce(): Promise<RelayRound> {
     return db.transaction(async (tx) => {
-      const claimed = await claim(tx);
+      const { rows: claimed, full } = await claim(tx, fromSeq());
+      for (const row of claimed) highestSeq = Math.max(highestSeq, Number(row.seq));
       let published = 0;
       // Consecutive rows of one topic go out in one publish call, in seq order.
       while (published < claimed.length) {
@@ -97,16 +130,22 @@ export function startOutboxRelay({
           await transport.publish(topic, run.map((r) => r.envelope));
         } catch (error) {
           // Stop at the first failure: a later row of the same aggregate must not go out first.
+          // This run and everything after it are pending again (the run counts an attempt).
           logger.warn({ err: error, topic, pending: claimed.length - published }, 'outbox publish failed; will retry');
-          await tx.execute('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)', [run.map((r) => r.id), String((error as Error).message ?? error)]);
+          await tx.execute(
+            `UPDATE outbox SET published_at = NULL, attempts = attempts + CASE WHEN id = ANY($2) THEN 1 ELSE 0 END,
+               last_error = CASE WHEN id = ANY($2) THEN $3 ELSE last_error END
+             WHERE id = ANY($1)`,
+            [claimed.slice(published).map((r) => r.id), run.map((r) => r.id), String((error as Error).message ?? error)],
+          );
           break;
         }
         published = end;
       }
-      // One mark for everything published this round (it commits with the claim).
-      if (published) await tx.execute('UPDATE outbox SET published_at = now() WHERE id = ANY($1)', [claimed.slice(0, published).map((r) => r.id)]);
       const failed = published < claimed.length;
-      return { published, failed, more: !failed && claimed.length > 0 };
+      // Another round at once only after a full claim: rows committed since this one wake the relay
+      // themselves, so an empty confirming round after every round would be a transaction for nothing.
+      return { published, failed, more: !failed && full };
     });
   }
 
