@@ -16,7 +16,7 @@ export const eventsConfig = {
   EVENT_STREAM_MAXLEN: positiveInt(1_000_000).describe('Redis: each stream is trimmed to about this many entries'),
   EVENT_CLAIM_IDLE_MS: milliseconds(30_000).describe('Redis: a message pending this long on a silent consumer is taken over by another'),
   EVENT_CONCURRENCY: positiveInt(8).describe('Aggregates (Redis) or partitions (Kafka) a consumer handles at once; each aggregate stays in order'),
-  EVENT_BATCH_LINGER_MS: milliseconds(0).describe('Redis: how long a consumer waits for more messages before handling a batch that is not full (one transaction per batch: longer waits cost latency and save commits)'),
+  EVENT_BATCH_LINGER_MS: milliseconds(5).describe('Redis: how long a consumer waits for more messages before handling a batch that is not full (one transaction per batch: a longer wait adds latency and saves commits)'),
   EVENT_MAX_ATTEMPTS: z.coerce.number().int().positive().optional().describe('When set, also caps the handler attempts before a message goes to the dead-letter topic dlq.<group> (default: only EVENT_RETRY_FOR_MS)'),
   EVENT_RETRY_FOR_MS: milliseconds(300_000).describe('How long a failing message is retried (capped exponential backoff, full jitter) before it goes to the dead-letter topic'),
   EVENT_RETRY_BACKOFF_MS: milliseconds(200).describe('Backoff ceiling of the first retry; doubles after each failure, up to EVENT_RETRY_MAX_BACKOFF_MS; each wait is random below it (full jitter)'),

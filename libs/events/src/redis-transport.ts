@@ -103,7 +103,7 @@ export function createRedisTransport({
   claimIdleMs = 30_000,
   blockMs = 5_000,
   batchSize = 50,
-  batchLingerMs = 0,
+  batchLingerMs = 5,
   concurrency = 8,
   maxAttempts,
   retryForMs,
