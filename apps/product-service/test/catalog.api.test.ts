@@ -111,6 +111,15 @@ describe('GET /products', () => {
     expect(search.body.items.map((p: { name: string }) => p.name)).toEqual(['Apple crate']);
   });
 
+  it('when a filter holds a NUL character (%00), then 400 naming it, not a database error', async () => {
+    const res = await api().get('/products?page=5&category=a%00b&q=x%00');
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.map((d: { path: string; message: string }) => `${d.path}: ${d.message}`).sort()).toEqual([
+      'category: must not contain the NUL character',
+      'q: must not contain the NUL character',
+    ]);
+  });
+
   it('when limit is over 100 or page is not a number, then 400 naming both', async () => {
     const res = await api().get('/products?limit=101&page=zero');
     expect(res.status).toBe(400);

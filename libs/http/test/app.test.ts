@@ -39,6 +39,15 @@ describe('createApp + finishApp', () => {
     expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it('when a query or body string holds a NUL character, then 400 validation_failed naming it (Postgres cannot take it: it would be a 500)', async () => {
+    const { app } = buildApp();
+    const res = await request(app).post('/echo?dryRun=true').send({ name: 'a\u0000b', quantity: 1 });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'validation_failed', details: [{ location: 'body', path: 'name', message: 'must not contain the NUL character' }] });
+    const inQuery = await request(app).post('/echo?dryRun=tr%00ue').send({ name: 'a', quantity: 1 });
+    expect(inQuery.status).toBe(400);
+  });
+
   it('when the body has several bad fields, then 400 lists every one', async () => {
     const { app } = buildApp();
     const res = await request(app).post('/echo?dryRun=maybe').send({ quantity: -1 });
