@@ -210,11 +210,15 @@ export function createRedisTransport({
      * (the others join their lane, behind it). A failed batch is handed to the lanes, one message
      * each in stream order, where the retry policy and dead-lettering apply to each on its own.
      */
-    async function runBatch(entries: Queued[], handleBatch: NonNullable<SubscribeOptions['handleBatch']>) {
+    async function runBatch(entries: Queued[], handleBatch: NonNullable<SubscribeOptions['handleBatch']>, laned: Set<Queued>) {
+      const toLaneOf = (entry: Queued) => {
+        laned.add(entry);
+        toLane(entry);
+      };
       const admitted: { entry: Queued; event: EventEnvelope }[] = [];
       for (const entry of entries) {
         if (lanes.has(entry.lane)) {
-          toLane(entry);
+          toLaneOf(entry);
           continue;
         }
         const event = await admit({ raw: entry.raw, topic: entry.key.slice(PREFIX.length), deadLetter, logger, signing, onRejected });
@@ -229,7 +233,7 @@ export function createRedisTransport({
         await handleBatch(admitted.map((a) => a.event));
       } catch (error) {
         logger.warn({ err: error, group, events: admitted.length }, 'event batch failed; handling its events one by one');
-        admitted.forEach((a) => toLane(a.entry));
+        admitted.forEach((a) => toLaneOf(a.entry));
         return;
       }
       for (const { entry } of admitted) {
@@ -245,10 +249,11 @@ export function createRedisTransport({
           // The read loop goes on meanwhile: what it takes joins this batch.
           if (batchLingerMs && batchQueue.length < batchSize) await sleep(batchLingerMs);
           const entries = batchQueue.splice(0, batchSize);
-          await runBatch(entries, handleBatch).catch((error: unknown) => {
+          const laned = new Set<Queued>(); // handed to their lanes, which finish them
+          await runBatch(entries, handleBatch, laned).catch((error: unknown) => {
             // Not a handler failure (the dead-letter write failed): the messages are still ours, take them again.
             ownPendingFirst = true;
-            entries.forEach((e) => inFlight.has(`${e.key} ${e.id}`) && !lanes.has(e.lane) && finished(e.key, e.id));
+            entries.forEach((e) => !laned.has(e) && finished(e.key, e.id));
             logger.error({ err: error, group }, 'handling an event batch failed; it will be taken again');
           });
         }
